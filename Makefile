@@ -1,0 +1,52 @@
+# xai-crowd. Quick start: `make demo` (build the demo study and serve it), `make test`.
+SHELL := /bin/bash
+# uv: the one on PATH, else the pip-installed module (bootstrapped by `make install`).
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PY := $(UV) run --frozen python
+export UV_LINK_MODE ?= copy
+
+.PHONY: help install demo test test-fast lint format bench-maps bench-analysis worker serve migrate
+
+help:
+	@echo "make demo            build the demo study and serve it at http://127.0.0.1:8000"
+	@echo "make test            install everything and run the test suite"
+	@echo "make lint            ruff check + format check"
+	@echo "make bench-maps      Grad-CAM + rendering throughput vs forward-only and pytorch-grad-cam"
+	@echo "make bench-analysis  analysis of a generated 1,000,000-answer study"
+	@echo "make worker          a Celery worker on the gpu and cpu queues (needs CELERY_BROKER_URL)"
+
+install:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+
+demo: install
+	$(PY) manage.py demo
+
+serve: install
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+migrate: install
+	$(PY) manage.py migrate
+
+test: install
+	$(UV) run --frozen pytest
+
+test-fast: install
+	$(UV) run --frozen pytest -m "not slow and not browser"
+
+lint: install
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+format: install
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+bench-maps: install
+	$(PY) scripts/bench_maps.py
+
+bench-analysis: install
+	$(PY) scripts/bench_analysis.py
+
+worker: install
+	$(UV) run --frozen celery -A config worker -Q gpu,cpu -c 1 --loglevel INFO

@@ -1,0 +1,239 @@
+"""Writes for model families, pipeline jobs and their results.
+
+The compute lives in ``workers.pipeline`` (pure PyTorch). This module owns the
+job row (status, progress, error, timings) and copies the pipeline's manifest
+into the database: variants, source images and stimuli, the latter two under
+opaque file names so that no URL reveals a class or a CPR.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from apps.core.exceptions import ConflictError
+from apps.core.files import copy_into_storage, opaque_name
+from apps.pipeline.models import ModelFamily, ModelVariant, PipelineJob, SourceImage, Stimulus
+
+logger = logging.getLogger(__name__)
+
+
+def family_workdir(family: ModelFamily) -> Path:
+    return Path(settings.PIPELINE_ROOT) / family.slug
+
+
+def family_pipeline_config(family: ModelFamily) -> dict[str, Any]:
+    """The ``workers.pipeline.PipelineConfig`` fields for this family."""
+    config: dict[str, Any] = dict(family.config or {})
+    config.update(
+        dataset=family.dataset,
+        architecture=family.architecture,
+        prune_method=family.prune_method,
+        schedule=family.schedule,
+        cprs=[float(c) for c in family.cprs],
+        seed=family.seed,
+    )
+    if family.data_root:
+        config["data_root"] = family.data_root
+    return config
+
+
+@transaction.atomic
+def family_create(
+    *,
+    name: str,
+    dataset: str = ModelFamily.Dataset.GENERATED,
+    architecture: str = "demo_vgg",
+    cprs: list[float] | None = None,
+    prune_method: str = ModelFamily.PruneMethod.GLOBAL,
+    schedule: str = ModelFamily.Schedule.ITERATIVE,
+    data_root: str = "",
+    seed: int = 0,
+    config: dict[str, Any] | None = None,
+    slug: str | None = None,
+) -> ModelFamily:
+    family = ModelFamily(
+        name=name,
+        slug=slug or slugify(name)[:80],
+        dataset=dataset,
+        architecture=architecture,
+        cprs=list(cprs if cprs is not None else [2, 4, 8, 16, 32]),
+        prune_method=prune_method,
+        schedule=schedule,
+        data_root=data_root,
+        seed=seed,
+        config=config or {},
+    )
+    family.full_clean()
+    family.save()
+    return family
+
+
+def job_create(*, family: ModelFamily) -> PipelineJob:
+    """Queue a pipeline run for ``family``; the task is sent after commit.
+
+    Refuses a second live job for the same family (they would share a work folder).
+    """
+    try:
+        with transaction.atomic():
+            job = PipelineJob.objects.create(family=family)
+    except IntegrityError:
+        raise ConflictError(
+            f"Model family '{family.slug}' already has a queued or running job.",
+            code="job_already_live",
+        ) from None
+
+    def _dispatch() -> None:
+        from workers.tasks import pipeline_run_job
+
+        result = pipeline_run_job.delay(job.pk)
+        PipelineJob.objects.filter(pk=job.pk).update(celery_task_id=result.id or "")
+
+    transaction.on_commit(_dispatch)
+    return job
+
+
+def _job_update(job_id: int, **fields: Any) -> None:
+    PipelineJob.objects.filter(pk=job_id).update(updated_at=timezone.now(), **fields)
+
+
+def job_execute(*, job_id: int) -> PipelineJob:
+    """Run (or resume) a job's pipeline. Called by the Celery task; idempotent.
+
+    Finished steps are skipped by ``workers.pipeline.run_step``; a job whose
+    worker died mid-way is redelivered (acks_late) and resumes from the last
+    finished step. A finished job is not run again.
+    """
+    from workers.pipeline import PipelineConfig, pipeline_steps, run_step
+
+    job = PipelineJob.objects.select_related("family").get(pk=job_id)
+    if job.status == PipelineJob.Status.SUCCEEDED:
+        return job
+    family = job.family
+    _job_update(
+        job_id,
+        status=PipelineJob.Status.RUNNING,
+        started_at=job.started_at or timezone.now(),
+        error="",
+    )
+    workdir = family_workdir(family)
+    timings: dict[str, float] = dict(job.timings or {})
+    try:
+        config = PipelineConfig.from_dict(family_pipeline_config(family))
+        steps = pipeline_steps(config)
+        for index, step in enumerate(steps):
+            started = time.perf_counter()
+
+            def progress(fraction: float, message: str, *, _index: int = index, _step: str = step):
+                overall = (_index + max(0.0, min(1.0, fraction))) / len(steps)
+                _job_update(job_id, progress=round(overall, 4), step=_step, message=message[:500])
+
+            progress(0.0, "starting")
+            run_step(config, workdir, step, progress=progress)
+            timings.setdefault(step, round(time.perf_counter() - started, 3))
+            _job_update(job_id, timings=timings, progress=round((index + 1) / len(steps), 4))
+        from workers.pipeline import load_manifest
+
+        pipeline_import_manifest(family=family, workdir=workdir, manifest=load_manifest(workdir))
+    except Exception as exc:
+        logger.exception("pipeline job %s failed", job_id)
+        _job_update(
+            job_id,
+            status=PipelineJob.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"[:20000],
+            finished_at=timezone.now(),
+        )
+        raise
+    _job_update(
+        job_id,
+        status=PipelineJob.Status.SUCCEEDED,
+        progress=1.0,
+        step="done",
+        message="finished",
+        finished_at=timezone.now(),
+    )
+    job.refresh_from_db()
+    return job
+
+
+@transaction.atomic
+def pipeline_import_manifest(
+    *, family: ModelFamily, workdir: Path, manifest: dict[str, Any]
+) -> ModelFamily:
+    """Create or update variants, images and stimuli from a pipeline manifest.
+
+    Idempotent: rows are keyed by their natural keys; files already imported
+    keep their opaque names and are not copied again.
+    """
+    family.class_names = list(manifest["class_names"])
+    family.target_layer = manifest.get("target_layer", "")
+    family.save(update_fields=["class_names", "target_layer", "updated_at"])
+
+    variants: dict[str, ModelVariant] = {}
+    for row in manifest["variants"]:
+        variant, _ = ModelVariant.objects.update_or_create(
+            family=family,
+            label=row["label"],
+            defaults={
+                "cpr_target": float(row["cpr_target"]),
+                "cpr_measured": float(row["cpr_measured"]),
+                "conv_sparsity": float(row["conv_sparsity"]),
+                "train_accuracy": row.get("train_accuracy"),
+                "val_accuracy": row.get("val_accuracy"),
+                "test_accuracy": row.get("test_accuracy"),
+                "checkpoint": str(workdir / row["checkpoint"]) if row.get("checkpoint") else "",
+                "checkpoint_sha256": row.get("checkpoint_sha256", ""),
+                "details": {
+                    k: row[k] for k in ("per_layer", "timings", "schedule") if k in row
+                },
+            },
+        )
+        variants[variant.label] = variant
+
+    existing_images = {img.key: img for img in family.images.all()}
+    images: dict[str, SourceImage] = {}
+    for row in manifest["images"]:
+        image = existing_images.get(row["key"])
+        if image is None:
+            image = SourceImage(family=family, key=row["key"])
+            image.file = copy_into_storage(
+                source=workdir / row["file"], name=opaque_name(prefix="img")
+            )
+            if row.get("mask"):
+                image.mask_file = copy_into_storage(
+                    source=workdir / row["mask"], name=opaque_name(prefix="mask")
+                )
+        image.class_index = int(row["class_index"])
+        image.class_name = family.class_names[image.class_index]
+        image.split = row.get("split", "test")
+        image.save()
+        images[image.key] = image
+
+    existing_stimuli = {
+        (s.image_id, s.variant_id, s.kind, s.method): s
+        for s in Stimulus.objects.filter(variant__family=family)
+    }
+    for row in manifest["stimuli"]:
+        image = images[row["image_key"]]
+        variant = variants[row["variant"]]
+        method = row.get("method", "gradcam")
+        stimulus = existing_stimuli.get((image.pk, variant.pk, row["kind"], method))
+        if stimulus is None:
+            stimulus = Stimulus(image=image, variant=variant, kind=row["kind"], method=method)
+            stimulus.file = copy_into_storage(
+                source=workdir / row["file"], name=opaque_name(prefix="s")
+            )
+        stimulus.predicted_class = int(row["predicted_class"])
+        stimulus.is_blank = bool(row.get("blank", False))
+        stimulus.metrics = row.get("metrics") or {}
+        stimulus.provenance = row.get("provenance") or {}
+        stimulus.save()
+    return family

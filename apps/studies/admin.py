@@ -1,0 +1,162 @@
+from django.conf import settings
+from django.contrib import admin, messages
+from django.http import HttpRequest, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from apps.core.exceptions import ApplicationError
+from apps.studies.exports import iter_lines, response_csv_lines
+from apps.studies.models import (
+    Assignment,
+    Experiment,
+    Participation,
+    Rater,
+    Response,
+    Study,
+    Task,
+)
+from apps.studies.selectors import experiment_progress
+from apps.studies.services import study_close, study_launch
+
+
+def rater_link(experiment: Experiment) -> str:
+    return f"{settings.PUBLIC_BASE_URL}{reverse('rater-join', args=[experiment.code])}"
+
+
+class ExperimentInline(admin.StackedInline):
+    model = Experiment
+    extra = 0
+    fields = (
+        ("slug", "name", "position"),
+        ("kind", "scale_points", "stimulus_kind", "method"),
+        ("pairs", "conditions"),
+        ("images_per_class", "answers_per_task", "tasks_per_rater", "one_task_per_image"),
+        "instructions",
+    )
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "status", "family", "launched_at", "download")
+    list_filter = ("status",)
+    prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = ("status", "launched_at", "links_and_progress")
+    inlines = [ExperimentInline]
+    actions = ["launch", "close"]
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/responses.csv",
+                self.admin_site.admin_view(self.export_view),
+                name="studies_study_export",
+            )
+        ] + super().get_urls()
+
+    def export_view(self, request: HttpRequest, pk: int) -> StreamingHttpResponse:
+        study = get_object_or_404(Study.objects.select_related("family"), pk=pk)
+        response = StreamingHttpResponse(
+            iter_lines(response_csv_lines(study=study)), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{study.slug}-responses.csv"'
+        return response
+
+    @admin.display(description="responses")
+    def download(self, obj: Study) -> str:
+        return format_html(
+            '<a href="{}">CSV</a>', reverse("admin:studies_study_export", args=[obj.pk])
+        )
+
+    @admin.display(description="rater links and progress")
+    def links_and_progress(self, obj: Study) -> str:
+        if obj.pk is None:
+            return "-"
+        rows = [
+            (
+                e.name,
+                rater_link(e),
+                rater_link(e),
+                e.n_tasks,
+                e.n_answers or 0,
+                e.n_tasks * e.answers_per_task,
+            )
+            for e in experiment_progress(study=obj)
+        ]
+        return format_html(
+            "<table><tr><th>experiment</th><th>rater link</th><th>tasks</th><th>answers</th></tr>{}</table>",
+            format_html_join(
+                "",
+                '<tr><td>{}</td><td><a href="{}">{}</a></td><td>{}</td><td>{} / {}</td></tr>',
+                rows,
+            ),
+        )
+
+    @admin.action(description="Launch (generate tasks, open to raters)")
+    def launch(self, request, queryset):
+        for study in queryset:
+            try:
+                study_launch(study=study)
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, f"Study '{study.slug}' is live.")
+
+    @admin.action(description="Close (stop accepting answers)")
+    def close(self, request, queryset):
+        for study in queryset:
+            study_close(study=study)
+        self.message_user(request, f"Closed {queryset.count()} studies.")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "kind", "scale_points", "stimulus_kind", "answers_per_task", "link")
+    list_filter = ("study", "kind")
+    readonly_fields = ("code",)
+
+    @admin.display(description="rater link")
+    def link(self, obj: Experiment) -> str:
+        url = rater_link(obj)
+        return format_html('<a href="{}">{}</a>', url, url)
+
+
+@admin.register(Task)
+class TaskAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "experiment", "image", "left_is_a", "responses_received", "quota")
+    list_filter = ("experiment__study", "experiment")
+    list_select_related = ("experiment__study", "image")
+
+
+@admin.register(Rater)
+class RaterAdmin(ReadOnlyAdmin):
+    list_display = ("public_id", "source", "external_id", "created_at")
+    list_filter = ("source",)
+    search_fields = ("external_id", "public_id")
+
+
+@admin.register(Participation)
+class ParticipationAdmin(ReadOnlyAdmin):
+    list_display = ("rater", "experiment", "status", "answered", "target", "completion_code")
+    list_filter = ("status", "experiment__study")
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(ReadOnlyAdmin):
+    list_display = ("public_id", "rater", "task", "status", "claimed_at", "expires_at")
+    list_filter = ("status",)
+
+
+@admin.register(Response)
+class ResponseAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "task", "rater", "slot", "answer", "answer_raw", "response_ms", "submitted_at")
+    list_filter = ("task__experiment__study", "task__experiment")
+    list_select_related = ("task__experiment__study", "rater")

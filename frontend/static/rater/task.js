@@ -1,0 +1,168 @@
+// Rater task page: one task at a time through the JSON API.
+// Every answer is POSTed as soon as it is given; the server stores it exactly
+// once per assignment, so a double click or a retried request never counts twice,
+// and a reload shows the same unanswered task again.
+(function () {
+  "use strict";
+  const app = document.getElementById("app");
+  const code = app.dataset.code;
+  const kind = app.dataset.kind;
+  const optionsBox = document.getElementById("options");
+  const errorBox = document.getElementById("error");
+  const stimuli = document.getElementById("stimuli");
+  let current = null;      // the task payload on screen
+  let shownAt = 0;         // when its images finished loading (ms, performance clock)
+  let busy = false;
+
+  function csrfToken() {
+    const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  async function api(path, options) {
+    const res = await fetch("/api/r/" + encodeURIComponent(code) + path, Object.assign({
+      credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken()},
+    }, options || {}));
+    let body = null;
+    try { body = await res.json(); } catch (e) { body = null; }
+    if (!res.ok) {
+      const err = new Error((body && body.message) || ("The server answered " + res.status));
+      err.status = res.status;
+      err.code = body && body.code;
+      throw err;
+    }
+    return body;
+  }
+
+  function showError(message) {
+    errorBox.textContent = message;
+    errorBox.hidden = !message;
+  }
+
+  function keyFor(index, count) {
+    if (kind === "pairwise") return String(index + 1);
+    if (index === count - 1) return "x";          // "I don't know"
+    return index < 9 ? String(index + 1) : (index === 9 ? "0" : "");
+  }
+
+  function loadImage(img, url) {
+    return new Promise(function (resolve, reject) {
+      img.onload = function () { resolve(); };
+      img.onerror = function () { reject(new Error("An image could not be loaded; reload the page.")); };
+      img.src = url;
+    });
+  }
+
+  function renderProgress(progress) {
+    const done = Math.min(progress.answered + (current ? 1 : 0), progress.target);
+    document.getElementById("progress-text").textContent =
+      "Task " + done + " of " + progress.target;
+    document.getElementById("progress-fill").style.width =
+      (100 * progress.answered / Math.max(progress.target, 1)) + "%";
+  }
+
+  function renderOptions(labels) {
+    optionsBox.replaceChildren();
+    labels.forEach(function (label, i) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "option";
+      button.dataset.choice = String(i);
+      const key = keyFor(i, labels.length);
+      button.innerHTML = "";
+      const text = document.createElement("span");
+      text.textContent = label;
+      button.appendChild(text);
+      if (key) {
+        const kbd = document.createElement("kbd");
+        kbd.textContent = key.toUpperCase();
+        button.appendChild(kbd);
+      }
+      button.addEventListener("click", function () { answer(i); });
+      optionsBox.appendChild(button);
+    });
+  }
+
+  async function show(payload) {
+    if (payload.done) {
+      window.location.assign(payload.done_url);
+      return;
+    }
+    const task = payload.task;
+    current = null;
+    stimuli.hidden = true;
+    optionsBox.replaceChildren();
+    const loads = [];
+    if (task.kind === "pairwise") {
+      loads.push(loadImage(document.getElementById("left"), task.left_url));
+      loads.push(loadImage(document.getElementById("right"), task.right_url));
+      loads.push(loadImage(document.getElementById("original"), task.original_url));
+      document.getElementById("predicted").textContent = task.predicted_class;
+    } else {
+      loads.push(loadImage(document.getElementById("map"), task.map_url));
+    }
+    await Promise.all(loads);
+    current = task;
+    renderProgress(payload.progress);
+    renderOptions(task.options);
+    stimuli.hidden = false;
+    shownAt = performance.now();
+    busy = false;
+  }
+
+  async function answer(choice) {
+    if (busy || !current) return;
+    busy = true;
+    showError("");
+    optionsBox.querySelectorAll("button").forEach(function (b) {
+      b.disabled = true;
+      if (b.dataset.choice === String(choice)) b.classList.add("chosen");
+    });
+    const body = {
+      assignment_id: current.assignment_id,
+      choice: choice,
+      response_ms: Math.round(performance.now() - shownAt),
+    };
+    try {
+      const result = await api("/responses", {method: "POST", body: JSON.stringify(body)});
+      await show(result.next);
+    } catch (err) {
+      if (err.status === 409) {
+        showError(err.message);
+        await next();
+      } else {
+        showError(err.message + (err.status ? "" : " Check your connection and try again."));
+        optionsBox.querySelectorAll("button").forEach(function (b) {
+          b.disabled = false;
+          b.classList.remove("chosen");
+        });
+        busy = false;
+      }
+    }
+  }
+
+  async function next() {
+    busy = true;
+    try {
+      await show(await api("/next"));
+    } catch (err) {
+      showError(err.message);
+    }
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.altKey || event.ctrlKey || event.metaKey || !current || busy) return;
+    const key = event.key.toLowerCase();
+    const count = current.options.length;
+    for (let i = 0; i < count; i++) {
+      if (keyFor(i, count) === key) {
+        event.preventDefault();
+        answer(i);
+        return;
+      }
+    }
+  });
+
+  next();
+})();

@@ -1,0 +1,80 @@
+"""Shared fixtures and the skip-or-fail policy for tests needing services.
+
+Tests marked ``postgres``, ``worker`` or ``browser`` need PostgreSQL, a Redis
+broker (a Celery worker is started by the test) or Debian's Chromium. Where
+one is missing they skip with the reason printed (``-ra``); with
+``XAI_REQUIRE_ALL=1`` (set by .ci/run) a missing service fails the test
+instead, so CI can never pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _require_all() -> bool:
+    return os.environ.get("XAI_REQUIRE_ALL", "") == "1"
+
+
+def _redis_reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), 1):
+            return True
+    except OSError:
+        return False
+
+
+def _missing(marker: str) -> str | None:
+    if marker == "postgres":
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+            return "needs PostgreSQL: set DATABASE_URL=postgres://postgres@127.0.0.1:5432/xai_crowd"
+    if marker == "worker":
+        broker = os.environ.get("CELERY_BROKER_URL", "")
+        if not broker:
+            return "needs a Celery broker: set CELERY_BROKER_URL=redis://127.0.0.1:6379/0"
+        if not _redis_reachable(broker):
+            return f"Redis at {broker} is not reachable"
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+            return "the worker test needs PostgreSQL (a worker process cannot share SQLite's test DB)"
+    if marker == "browser":
+        if not Path(CHROMIUM).exists():
+            return f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium chromium-driver)"
+    return None
+
+
+def pytest_runtest_setup(item):
+    for marker in ("postgres", "worker", "browser"):
+        if marker in item.keywords:
+            reason = _missing(marker)
+            if reason is None:
+                continue
+            if _require_all():
+                pytest.fail(f"XAI_REQUIRE_ALL=1 but this test {reason}", pytrace=False)
+            pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storage(settings, tmp_path):
+    """Each test writes media and pipeline files under its own temporary folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PIPELINE_ROOT = tmp_path / "pipeline"
+    yield
+
+
+def pytest_report_header(config):
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    return [
+        f"xai-crowd: database={engine} broker={os.environ.get('CELERY_BROKER_URL') or 'eager'} "
+        f"chromium={'yes' if shutil.which('chromium') or Path(CHROMIUM).exists() else 'no'} "
+        f"require_all={_require_all()}"
+    ]

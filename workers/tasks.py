@@ -1,0 +1,38 @@
+"""Thin Celery adapters. Compute lives in ``workers.*`` (pure PyTorch);
+database writes in ``apps.*.services``. Imports happen inside the task bodies
+so that the web process never imports torch.
+
+Routing (config/settings.py): ``pipeline_*`` tasks go to the ``gpu`` queue,
+``cpu_*`` tasks to ``cpu``. All tasks take ids, are idempotent and
+``acks_late``: a worker killed mid-job gets its job redelivered, and the job
+resumes from its last finished step.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError)
+
+
+@shared_task(
+    name="workers.tasks.pipeline_run_job",
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    max_retries=5,
+)
+def pipeline_run_job(job_id: int) -> str:
+    from apps.pipeline.services import job_execute
+
+    job = job_execute(job_id=job_id)
+    return job.status
+
+
+@shared_task(name="workers.tasks.cpu_ping", acks_late=True)
+def cpu_ping(value: int) -> dict[str, int]:
+    """Round-trip check used by the worker integration test and health checks."""
+    from apps.pipeline.models import ModelFamily
+
+    return {"value": value, "families": ModelFamily.objects.count()}

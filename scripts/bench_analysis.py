@@ -129,17 +129,16 @@ def generate(path: Path, n_answers: int, seed: int = 0) -> Path:
 
 def _child(part: str, csv: Path, out: Path, n_boot: int, figures: bool) -> dict:
     sys.path.insert(0, str(ROOT))
+    t_import = time.perf_counter()
+    from apps.analysis.engine import AnalysisOptions, load_responses, run_analysis
+
+    info: dict = {"import_seconds": time.perf_counter() - t_import}
     t0 = time.perf_counter()
     if part == "read":
-        from apps.analysis.engine import load_responses
-
-        r = load_responses(csv)
-        info = {"rows": len(r.df)}
+        info["rows"] = len(load_responses(csv).df)
     else:
-        from apps.analysis.engine import AnalysisOptions, run_analysis
-
         res = run_analysis(csv, out, options=AnalysisOptions(n_boot=n_boot, figures=figures))
-        info = {"rows": res.n_answers_in, "files": len(res.files)}
+        info.update(rows=res.n_answers_in, files=len(res.files))
     info["seconds"] = time.perf_counter() - t0
     info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return info
@@ -180,7 +179,7 @@ def main() -> None:
             r = _run_child("analyze", csv, out, args.boot, not args.no_figures)
             print(f"analysis ({args.boot} bootstrap replicates, figures {'on' if not args.no_figures else 'off'}): "
                   f"{r['rows']:,} answers, {r['files']} files in {r['seconds']:.2f} s, "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MB")  # fmt: skip
+                  f"peak RSS {r['peak_rss_mb']:.0f} MB (+{r['import_seconds']:.1f} s imports)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ condition's forced-choice answers).
   are drawn; with 5 answers on a 5-point scale there are at most 21 types.
   One ``multinomial(T, type_shares, size=B)`` gives all B replicates exactly,
   whatever T is.
-* Raters: Poisson(1) weights per rater (B x R), applied to rater-level sums by
-  a matrix product, shared by all groups of a replicate.
+* Raters: multinomial counts per rater (B x R; raters drawn with replacement),
+  applied to rater-level sums by a matrix product, shared by all groups of a
+  replicate.
 * Both ("two-way"): tasks and raters are crossed, not nested. Following Owen
   (2007, "The pigeonhole bootstrap") the variance of a crossed mean is close to
   the sum of the two one-way variances, so a replicate of the crossed
@@ -38,8 +39,16 @@ def task_replicates(num: np.ndarray, den: np.ndarray, rng: np.random.Generator, 
 
 
 def rater_weights(n_raters: int, rng: np.random.Generator, n_boot: int) -> np.ndarray:
-    """(n_boot, n_raters) Poisson(1) weights, float32 to halve memory."""
-    return rng.poisson(1.0, size=(n_boot, n_raters)).astype(np.float32)
+    """(n_boot, n_raters) classic bootstrap weights: how often each rater is drawn.
+
+    Drawing n_raters indices per replicate and counting them (one bincount over
+    all replicates) is several times faster than Poisson weights and keeps the
+    resample size fixed. float32 halves the memory of the matrix product.
+    """
+    draws = rng.integers(0, n_raters, size=(n_boot, n_raters), dtype=np.int64)
+    draws += (np.arange(n_boot, dtype=np.int64) * n_raters)[:, None]
+    counts = np.bincount(draws.ravel(), minlength=n_boot * n_raters)
+    return counts.reshape(n_boot, n_raters).astype(np.float32)
 
 
 def rater_replicates(num: np.ndarray, den: np.ndarray, weights: np.ndarray) -> np.ndarray:

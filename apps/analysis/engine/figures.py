@@ -16,9 +16,10 @@ from .conditions import parse_cpr, safe_name  # noqa: E402
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     paths = []
+    fig.tight_layout()  # once; bbox_inches="tight" would lay out every save again
     for ext in ("png", "svg"):
         p = out_dir / f"{stem}.{ext}"
-        fig.savefig(p, dpi=110, bbox_inches="tight")
+        fig.savefig(p, dpi=110)
         paths.append(p)
     plt.close(fig)
     return paths
@@ -84,7 +85,6 @@ def answer_distribution(dist: pd.DataFrame, experiment: str, out_dir: Path):
     for ax in axes.flat[len(pairs) :]:
         ax.axis("off")
     fig.suptitle(f"Answer distribution: {experiment}")
-    fig.tight_layout()
     return _save(fig, out_dir, f"answers_{safe_name(experiment)}")
 
 
@@ -98,7 +98,8 @@ def index_with_ci(index: pd.DataFrame, experiment: str, out_dir: Path):
     y = g["index"].to_numpy(float)
     lo = y - g["ci_low"].to_numpy(float)
     hi = g["ci_high"].to_numpy(float) - y
-    err = None if np.all(np.isnan(lo)) else np.vstack([np.nan_to_num(lo), np.nan_to_num(hi)])
+    # A percentile CI need not contain the estimate; clip so error bars stay drawable.
+    err = None if np.all(np.isnan(lo)) else np.clip(np.vstack([np.nan_to_num(lo), np.nan_to_num(hi)]), 0, None)
     ax.errorbar(x, y, yerr=err, fmt="o", capsize=4, color="tab:orange")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xticks(x, g["condition"])
@@ -108,7 +109,7 @@ def index_with_ci(index: pd.DataFrame, experiment: str, out_dir: Path):
 
 
 def confusions(matrices: dict[str, pd.DataFrame], experiment: str, out_dir: Path):
-    """Figure 9: one confusion matrix per condition (row-normalised colours, counts printed)."""
+    """Figure 9: one confusion matrix per condition (row shares as colours; counts are in the CSVs)."""
     if not matrices:
         return []
     n = len(matrices)
@@ -120,13 +121,8 @@ def confusions(matrices: dict[str, pd.DataFrame], experiment: str, out_dir: Path
         ax.imshow(np.nan_to_num(share), cmap="Blues", vmin=0, vmax=1)
         ax.set_xticks(range(counts.shape[1]), list(m.columns[1:]), rotation=90, fontsize=7)
         ax.set_yticks(range(counts.shape[0]), list(m["true_class"]), fontsize=7)
-        if counts.size <= 150:
-            for (i, j), v in np.ndenumerate(counts):
-                if v:
-                    ax.text(j, i, int(v), ha="center", va="center", fontsize=6)
         ax.set_title(cond, fontsize=9)
         ax.set_xlabel("answer", fontsize=8)
     axes.flat[0].set_ylabel("true class", fontsize=8)
     fig.suptitle(f"Confusion matrices: {experiment}")
-    fig.tight_layout()
     return _save(fig, out_dir, f"confusion_{safe_name(experiment)}")

@@ -309,7 +309,7 @@ def _readme(responses: Responses, opts: AnalysisOptions, result: AnalysisResult,
         "- Krippendorff's alpha from units(tasks)-by-values counts; interval and ordinal for pairwise, nominal for forced choice.",
         "- Forced choice: accuracy = correct/all, error_rate = wrong class/all, indecisive_rate = idk/all.",
         f"- CIs: {opts.ci_level:.0%} percentile bootstrap, {opts.n_boot} replicates, seed {opts.seed}, units: {opts.bootstrap_units} "
-        "(tasks: exact multinomial over task aggregates; raters: Poisson weights; both: sum of the one-way deviations, Owen 2007).",
+        "(tasks: exact multinomial over task aggregates; raters: resampled with replacement; both: sum of the one-way deviations, Owen 2007).",
         "- bradley_terry: Davidson model with ties, log-strength centred to mean 0; CIs by task bootstrap.",
         "- significance_tests: pairwise pairs vs 0 on task means; forced-choice conditions paired by image; "
         f"Holm within experiment and test; reject at {opts.alpha_tests}.",

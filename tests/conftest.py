@@ -78,3 +78,15 @@ def pytest_report_header(config):
         f"chromium={'yes' if shutil.which('chromium') or Path(CHROMIUM).exists() else 'no'} "
         f"require_all={_require_all()}"
     ]
+
+
+@pytest.fixture(autouse=True)
+def _celery_mode(request):
+    """Tasks run eagerly in tests, except in ``worker`` tests, which use a real worker."""
+    from config.celery_app import app
+
+    eager = "worker" not in request.keywords
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = eager
+    yield
+    app.conf.task_always_eager = previous

@@ -28,11 +28,3 @@ def pipeline_run_job(job_id: int) -> str:
 
     job = job_execute(job_id=job_id)
     return job.status
-
-
-@shared_task(name="workers.tasks.cpu_ping", acks_late=True)
-def cpu_ping(value: int) -> dict[str, int]:
-    """Round-trip check used by the worker integration test and health checks."""
-    from apps.pipeline.models import ModelFamily
-
-    return {"value": value, "families": ModelFamily.objects.count()}

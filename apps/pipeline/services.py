@@ -112,8 +112,6 @@ def job_execute(*, job_id: int) -> PipelineJob:
     worker died mid-way is redelivered (acks_late) and resumes from the last
     finished step. A finished job is not run again.
     """
-    from workers.pipeline import PipelineConfig, pipeline_steps, run_step
-
     job = PipelineJob.objects.select_related("family").get(pk=job_id)
     if job.status == PipelineJob.Status.SUCCEEDED:
         return job
@@ -127,6 +125,8 @@ def job_execute(*, job_id: int) -> PipelineJob:
     workdir = family_workdir(family)
     timings: dict[str, float] = dict(job.timings or {})
     try:
+        from workers.pipeline import PipelineConfig, load_manifest, pipeline_steps, run_step
+
         config = PipelineConfig.from_dict(family_pipeline_config(family))
         steps = pipeline_steps(config)
         for index, step in enumerate(steps):
@@ -140,8 +140,6 @@ def job_execute(*, job_id: int) -> PipelineJob:
             run_step(config, workdir, step, progress=progress)
             timings.setdefault(step, round(time.perf_counter() - started, 3))
             _job_update(job_id, timings=timings, progress=round((index + 1) / len(steps), 4))
-        from workers.pipeline import load_manifest
-
         pipeline_import_manifest(family=family, workdir=workdir, manifest=load_manifest(workdir))
     except Exception as exc:
         logger.exception("pipeline job %s failed", job_id)

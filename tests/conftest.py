@@ -35,9 +35,9 @@ def _redis_reachable(url: str) -> bool:
 
 
 def _missing(marker: str) -> str | None:
-    if marker == "postgres":
-        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-            return "needs PostgreSQL: set DATABASE_URL=postgres://postgres@127.0.0.1:5432/xai_crowd"
+    is_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    if marker == "postgres" and not is_postgres:
+        return "needs PostgreSQL: set DATABASE_URL=postgres://postgres@127.0.0.1:5432/xai_crowd"
     if marker == "worker":
         broker = os.environ.get("CELERY_BROKER_URL", "")
         if not broker:
@@ -45,10 +45,11 @@ def _missing(marker: str) -> str | None:
         if not _redis_reachable(broker):
             return f"Redis at {broker} is not reachable"
         if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-            return "the worker test needs PostgreSQL (a worker process cannot share SQLite's test DB)"
-    if marker == "browser":
-        if not Path(CHROMIUM).exists():
-            return f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium chromium-driver)"
+            return (
+                "the worker test needs PostgreSQL (a worker process cannot share SQLite's test DB)"
+            )
+    if marker == "browser" and not Path(CHROMIUM).exists():
+        return f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium chromium-driver)"
     return None
 
 

@@ -19,7 +19,18 @@ from apps.pipeline.models import ModelFamily
 from apps.pipeline.services import family_create, pipeline_import_manifest
 from apps.studies.models import Study
 
-CLASS_NAMES = ["circle", "square", "triangle", "star", "cross", "ring", "stripes", "diamond", "hexagon", "arrow"]
+CLASS_NAMES = [
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "cross",
+    "ring",
+    "stripes",
+    "diamond",
+    "hexagon",
+    "arrow",
+]
 CPRS = [1, 2, 4, 8, 16, 32]
 
 
@@ -59,7 +70,15 @@ def write_manifest(
             colour = (class_index * 20, n * 40, 100)
             file = f"images/{name}_{n}.png"
             _png(workdir / file, colour)
-            images.append({"key": key, "class_index": class_index, "split": "test", "file": file, "mask": None})
+            images.append(
+                {
+                    "key": key,
+                    "class_index": class_index,
+                    "split": "test",
+                    "file": file,
+                    "mask": None,
+                }
+            )
             for variant in variants:
                 for kind in ("heat", "occlusion"):
                     sfile = f"stimuli/{variant['label']}/{kind}/{name}_{n}.png"
@@ -102,4 +121,6 @@ class StudyFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"Study {n}")
     slug = factory.Sequence(lambda n: f"study-{n}")
-    family = factory.LazyFunction(lambda: family_with_stimuli(slug=f"fam-{ModelFamily.objects.count()}"))
+    family = factory.LazyFunction(
+        lambda: family_with_stimuli(slug=f"fam-{ModelFamily.objects.count()}")
+    )

@@ -16,14 +16,29 @@ class ModelVariantInline(admin.TabularInline):
     model = ModelVariant
     extra = 0
     can_delete = False
-    fields = ("label", "cpr_target", "cpr_measured", "conv_sparsity", "test_accuracy", "checkpoint_sha256")
+    fields = (
+        "label",
+        "cpr_target",
+        "cpr_measured",
+        "conv_sparsity",
+        "test_accuracy",
+        "checkpoint_sha256",
+    )
     readonly_fields = fields
     show_change_link = True
 
 
 @admin.register(ModelFamily)
 class ModelFamilyAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "dataset", "architecture", "prune_method", "schedule", "latest_job")
+    list_display = (
+        "name",
+        "slug",
+        "dataset",
+        "architecture",
+        "prune_method",
+        "schedule",
+        "latest_job",
+    )
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("class_names", "target_layer")
     inlines = [ModelVariantInline]
@@ -49,7 +64,16 @@ class ModelFamilyAdmin(admin.ModelAdmin):
 
 @admin.register(PipelineJob)
 class PipelineJobAdmin(admin.ModelAdmin):
-    list_display = ("pk", "family", "status", "progress_percent", "step", "message", "created_at", "finished_at")
+    list_display = (
+        "pk",
+        "family",
+        "status",
+        "progress_percent",
+        "step",
+        "message",
+        "created_at",
+        "finished_at",
+    )
     list_filter = ("status", "family")
     readonly_fields = [f.name for f in PipelineJob._meta.fields]
 

@@ -189,9 +189,7 @@ def pipeline_import_manifest(
                 "test_accuracy": row.get("test_accuracy"),
                 "checkpoint": str(workdir / row["checkpoint"]) if row.get("checkpoint") else "",
                 "checkpoint_sha256": row.get("checkpoint_sha256", ""),
-                "details": {
-                    k: row[k] for k in ("per_layer", "timings", "schedule") if k in row
-                },
+                "details": {k: row[k] for k in ("per_layer", "timings", "schedule") if k in row},
             },
         )
         variants[variant.label] = variant

@@ -157,6 +157,15 @@ class AssignmentAdmin(ReadOnlyAdmin):
 
 @admin.register(Response)
 class ResponseAdmin(ReadOnlyAdmin):
-    list_display = ("pk", "task", "rater", "slot", "answer", "answer_raw", "response_ms", "submitted_at")
+    list_display = (
+        "pk",
+        "task",
+        "rater",
+        "slot",
+        "answer",
+        "answer_raw",
+        "response_ms",
+        "submitted_at",
+    )
     list_filter = ("task__experiment__study", "task__experiment")
     list_select_related = ("task__experiment__study", "rater")

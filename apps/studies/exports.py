@@ -7,8 +7,8 @@ studies of millions of answers.
 from __future__ import annotations
 
 import csv
-from datetime import UTC
 from collections.abc import Iterable, Iterator
+from datetime import UTC
 from typing import IO
 
 from apps.studies.models import Experiment, Response, Study

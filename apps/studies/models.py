@@ -125,7 +125,9 @@ class Task(models.Model):
     left_is_a = models.BooleanField(null=True, blank=True)
     quota = models.PositiveSmallIntegerField()
     responses_received = models.PositiveSmallIntegerField(default=0)
-    position = models.PositiveIntegerField(help_text="Random allocation order, fixed at generation.")
+    position = models.PositiveIntegerField(
+        help_text="Random allocation order, fixed at generation."
+    )
     is_catch = models.BooleanField(default=False)
 
     class Meta:
@@ -229,11 +231,12 @@ class Assignment(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"assignment {self.public_id} ({self.status})"
+
 
 class Response(models.Model):
-    assignment = models.OneToOneField(
-        Assignment, on_delete=models.PROTECT, related_name="response"
-    )
+    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="response")
     task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="responses")
     rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="responses")
     slot = models.PositiveSmallIntegerField(help_text="1..quota: which of the task's answers.")
@@ -253,3 +256,6 @@ class Response(models.Model):
             models.UniqueConstraint(fields=["task", "slot"], name="response_unique_slot"),
             models.CheckConstraint(condition=Q(slot__gte=1), name="response_slot_positive"),
         ]
+
+    def __str__(self) -> str:
+        return f"response {self.pk}: task {self.task_id} slot {self.slot} = {self.answer}"

@@ -58,7 +58,9 @@ def assignment_presentation(*, assignment: Assignment) -> dict[str, Any]:
     if experiment.is_pairwise:
         assert task.stimulus_b is not None and experiment.scale_points is not None
         left, right = (
-            (task.stimulus_a, task.stimulus_b) if task.left_is_a else (task.stimulus_b, task.stimulus_a)
+            (task.stimulus_a, task.stimulus_b)
+            if task.left_is_a
+            else (task.stimulus_b, task.stimulus_a)
         )
         return {
             "assignment_id": str(assignment.public_id),

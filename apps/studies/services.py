@@ -390,7 +390,9 @@ def response_submit(
     constraints back it up.
     """
     try:
-        assignment = lock_objects.assignment_for_update(public_id=str(uuid.UUID(str(assignment_id))))
+        assignment = lock_objects.assignment_for_update(
+            public_id=str(uuid.UUID(str(assignment_id)))
+        )
     except (ValueError, Assignment.DoesNotExist):
         raise NotFoundError("Unknown task; reload the page.", code="unknown_assignment") from None
     if assignment.participation_id != participation.pk:

@@ -8,5 +8,7 @@ urlpatterns = [
     path("r/<str:code>/task/", views.TaskPageView.as_view(), name="rater-task"),
     path("r/<str:code>/done/", views.DoneView.as_view(), name="rater-done"),
     path("api/r/<str:code>/next", apis.AssignmentNextApi.as_view(), name="api-assignment-next"),
-    path("api/r/<str:code>/responses", apis.ResponseSubmitApi.as_view(), name="api-response-submit"),
+    path(
+        "api/r/<str:code>/responses", apis.ResponseSubmitApi.as_view(), name="api-response-submit"
+    ),
 ]

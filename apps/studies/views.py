@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.utils.decorators import method_decorator
 
 from apps.core.exceptions import ApplicationError
 from apps.studies.models import Participation, Rater, Study
@@ -25,11 +25,17 @@ MTURK_KEYS = ("workerId", "assignmentId", "hitId")
 
 def crowd_identity(query) -> tuple[str, str | None, dict[str, str]]:
     if query.get("PROLIFIC_PID"):
-        return Rater.Source.PROLIFIC, query["PROLIFIC_PID"], {
-            k: query[k] for k in PROLIFIC_KEYS if k in query
-        }
+        return (
+            Rater.Source.PROLIFIC,
+            query["PROLIFIC_PID"],
+            {k: query[k] for k in PROLIFIC_KEYS if k in query},
+        )
     if query.get("workerId"):
-        return Rater.Source.MTURK, query["workerId"], {k: query[k] for k in MTURK_KEYS if k in query}
+        return (
+            Rater.Source.MTURK,
+            query["workerId"],
+            {k: query[k] for k in MTURK_KEYS if k in query},
+        )
     return Rater.Source.LINK, None, {}
 
 
@@ -58,7 +64,11 @@ class JoinView(View):
         return render(
             request,
             "rater/join.html",
-            {"experiment": experiment, "resuming": existing is not None, "query": request.GET.urlencode()},
+            {
+                "experiment": experiment,
+                "resuming": existing is not None,
+                "query": request.GET.urlencode(),
+            },
         )
 
     def post(self, request: HttpRequest, code: str) -> HttpResponse:

@@ -17,8 +17,14 @@ def _settings_in_subprocess(**env: str) -> subprocess.CompletedProcess:
         "from django.conf import settings;"
         "print(settings.DATABASES['default']['ENGINE'], settings.CELERY_TASK_ALWAYS_EAGER, settings.MEDIA_ROOT)"
     )
-    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "MEDIA_ROOT")}
-    return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, cwd=ROOT, capture_output=True, text=True)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "MEDIA_ROOT")
+    }
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, cwd=ROOT, capture_output=True, text=True
+    )
 
 
 def test_laptop_defaults_are_sqlite_and_eager_celery():
@@ -30,7 +36,9 @@ def test_laptop_defaults_are_sqlite_and_eager_celery():
 
 def test_environment_selects_postgres_broker_and_media():
     result = _settings_in_subprocess(
-        DATABASE_URL="postgres://u@db:5432/x", CELERY_BROKER_URL="redis://r:6379/0", MEDIA_ROOT="/srv/media"
+        DATABASE_URL="postgres://u@db:5432/x",
+        CELERY_BROKER_URL="redis://r:6379/0",
+        MEDIA_ROOT="/srv/media",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.postgresql", "False", "/srv/media"]

@@ -98,7 +98,9 @@ def test_rater_answers_pairwise_and_forced_choice_tasks_in_the_browser(live_serv
     )
     assert [r.choice for r in responses] == [0, 3, 2, 4]
     for response in responses:
-        expected = pairwise_encode(scale_points=5, choice=response.choice, left_is_a=response.task.left_is_a)
+        expected = pairwise_encode(
+            scale_points=5, choice=response.choice, left_is_a=response.task.left_is_a
+        )
         assert response.value == expected
         assert response.response_ms is not None and response.response_ms >= 0
 
@@ -117,7 +119,9 @@ def test_rater_answers_pairwise_and_forced_choice_tasks_in_the_browser(live_serv
     page.wait_for_url(f"**/r/{forced.code}/done/")
 
     answers = list(
-        Response.objects.filter(task__experiment=forced).order_by("submitted_at").values_list("answer", flat=True)
+        Response.objects.filter(task__experiment=forced)
+        .order_by("submitted_at")
+        .values_list("answer", flat=True)
     )
     class_names = study.family.class_names
     assert answers == ["idk", "triangle", class_names[9], class_names[0]]
@@ -129,6 +133,10 @@ def test_rater_answers_pairwise_and_forced_choice_tasks_in_the_browser(live_serv
         rows = list(csv.DictReader(fh))
     assert len(rows) == 8
     assert [row["answer"] for row in rows if row["experiment"] == "fc"] == answers
-    assert [row["answer"] for row in rows if row["experiment"] == "pw"] == [str(r.value) for r in responses]
+    assert [row["answer"] for row in rows if row["experiment"] == "pw"] == [
+        str(r.value) for r in responses
+    ]
     shown = {str(r.task_id): ("a" if r.task.left_is_a else "b") for r in responses}
-    assert all(row["shown_left"] == shown[row["task_id"]] for row in rows if row["experiment"] == "pw")
+    assert all(
+        row["shown_left"] == shown[row["task_id"]] for row in rows if row["experiment"] == "pw"
+    )

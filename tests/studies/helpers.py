@@ -15,7 +15,9 @@ def launched_study(
     conditions=("cpr1", "cpr8"),
     family_kwargs: dict | None = None,
 ) -> Study:
-    family = family_with_stimuli(slug=f"fam-{slug}", images_per_class=images_per_class, **(family_kwargs or {}))
+    family = family_with_stimuli(
+        slug=f"fam-{slug}", images_per_class=images_per_class, **(family_kwargs or {})
+    )
     study = study_create(name=f"Study {slug}", slug=slug, family=family, seed=7)
     experiment_create(
         study=study,

@@ -61,11 +61,15 @@ def test_pairwise_flow_reveals_no_condition_and_stores_each_answer_once():
     assert not re.search(r"cpr|gradcam|heat|occlusion|variant", text)
     assert re.fullmatch(r"/media/s/[0-9a-f]{2}/[0-9a-f]{32}\.png", task["left_url"])
 
-    answered = _post(client, code, {"assignment_id": task["assignment_id"], "choice": 0, "response_ms": 1234})
+    answered = _post(
+        client, code, {"assignment_id": task["assignment_id"], "choice": 0, "response_ms": 1234}
+    )
     assert answered.status_code == 201
     assert answered.json()["response"]["answer_raw"] == "Left clearly more reasonable"
     # a retried request does not count twice
-    retry = _post(client, code, {"assignment_id": task["assignment_id"], "choice": 0, "response_ms": 1234})
+    retry = _post(
+        client, code, {"assignment_id": task["assignment_id"], "choice": 0, "response_ms": 1234}
+    )
     assert retry.status_code == 201
     assert Response.objects.count() == 1
     assert retry.json()["next"]["progress"] == {"answered": 1, "target": 3}
@@ -104,7 +108,9 @@ def test_forced_choice_done_after_target_and_completion_code_shown():
     payload = client.get(f"/api/r/{code}/next").json()
     assert payload["task"]["options"][-1] == "I don't know / None of the above"
     for _ in range(2):
-        payload = _post(client, code, {"assignment_id": payload["task"]["assignment_id"], "choice": 3}).json()["next"]
+        payload = _post(
+            client, code, {"assignment_id": payload["task"]["assignment_id"], "choice": 3}
+        ).json()["next"]
     assert payload["done"] is True
     done = client.get(payload["done_url"]).content.decode()
     participation = Response.objects.first().assignment.participation
@@ -118,4 +124,8 @@ def test_prolific_link_records_the_worker():
     client.get(f"/api/r/{code}/next")
     participation = study.experiments.get(slug="pw").participations.get()
     assert participation.rater.source == "prolific" and participation.rater.external_id == "abc"
-    assert participation.external_session == {"PROLIFIC_PID": "abc", "STUDY_ID": "s1", "SESSION_ID": "x9"}
+    assert participation.external_session == {
+        "PROLIFIC_PID": "abc",
+        "STUDY_ID": "s1",
+        "SESSION_ID": "x9",
+    }

@@ -20,7 +20,12 @@ def _answer(participation, choice, *, left_is_a=None):
     assignment = assignment_claim_next(participation=participation)
     if left_is_a is not None:
         Task.objects.filter(pk=assignment.task_id).update(left_is_a=left_is_a)
-    return response_submit(participation=participation, assignment_id=str(assignment.public_id), choice=choice, response_ms=900)
+    return response_submit(
+        participation=participation,
+        assignment_id=str(assignment.public_id),
+        choice=choice,
+        response_ms=900,
+    )
 
 
 def test_export_has_one_correct_row_per_answer(tmp_path):
@@ -40,12 +45,22 @@ def test_export_has_one_correct_row_per_answer(tmp_path):
     pairwise, forced = rows
     task = r1.task
     assert pairwise == {
-        "study": study.slug, "experiment": "pw", "experiment_kind": "pairwise", "scale_points": "5",
-        "task_id": str(task.pk), "image_id": str(task.image_id), "image_class": task.image.class_name,
-        "rater_id": str(pw.rater.public_id), "rater_source": "link",
-        "condition_a": task.stimulus_a.variant.label, "condition_b": task.stimulus_b.variant.label,
-        "shown_left": "b", "answer": "-1", "answer_raw": "Left slightly more reasonable",
-        "response_ms": "900", "submitted_at": pairwise["submitted_at"],
+        "study": study.slug,
+        "experiment": "pw",
+        "experiment_kind": "pairwise",
+        "scale_points": "5",
+        "task_id": str(task.pk),
+        "image_id": str(task.image_id),
+        "image_class": task.image.class_name,
+        "rater_id": str(pw.rater.public_id),
+        "rater_source": "link",
+        "condition_a": task.stimulus_a.variant.label,
+        "condition_b": task.stimulus_b.variant.label,
+        "shown_left": "b",
+        "answer": "-1",
+        "answer_raw": "Left slightly more reasonable",
+        "response_ms": "900",
+        "submitted_at": pairwise["submitted_at"],
     }
     assert pairwise["condition_a"] in ("cpr1", "cpr2") and pairwise["submitted_at"].endswith("Z")
     assert forced["experiment_kind"] == "forced_choice" and forced["scale_points"] == ""

@@ -50,16 +50,22 @@ def test_concurrent_raters_fill_every_task_exactly_to_its_quota():
     def rater(i: int) -> None:
         participation = Participation.objects.get(pk=participations[i].pk)
         while (assignment := assignment_claim_next(participation=participation)) is not None:
-            response_submit(participation=participation, assignment_id=str(assignment.public_id), choice=1)
+            response_submit(
+                participation=participation, assignment_id=str(assignment.public_id), choice=1
+            )
 
     # when they all answer at once
     errors = _run_threads(rater, 8)
 
     # then 60 answers = 20 tasks x quota 3; no task over quota, no rater twice on a task
     assert errors == []
-    counts = Counter(Response.objects.filter(task__experiment=experiment).values_list("task_id", flat=True))
+    counts = Counter(
+        Response.objects.filter(task__experiment=experiment).values_list("task_id", flat=True)
+    )
     assert sum(counts.values()) == 60 and set(counts.values()) == {3}
-    assert set(Task.objects.filter(experiment=experiment).values_list("responses_received", flat=True)) == {3}
+    assert set(
+        Task.objects.filter(experiment=experiment).values_list("responses_received", flat=True)
+    ) == {3}
     pairs = list(Response.objects.values_list("task_id", "rater_id"))
     assert len(pairs) == len(set(pairs))
 
@@ -72,7 +78,9 @@ def test_the_same_answer_sent_concurrently_is_stored_once():
     results: list[int] = []
 
     def submit(_: int) -> None:
-        response = response_submit(participation=participation, assignment_id=str(assignment.public_id), choice=2)
+        response = response_submit(
+            participation=participation, assignment_id=str(assignment.public_id), choice=2
+        )
         results.append(response.pk)
 
     errors = _run_threads(submit, 6)

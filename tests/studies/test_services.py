@@ -58,7 +58,9 @@ def test_launch_is_idempotent():
 def test_pairwise_condition_a_is_the_lower_cpr_and_sides_are_balanced_per_pair():
     # given a pair listed the "wrong" way round: (cpr4, cpr1)
     study = launched_study(images_per_class=3)
-    tasks = _experiment(study, "pw").tasks.select_related("stimulus_a__variant", "stimulus_b__variant")
+    tasks = _experiment(study, "pw").tasks.select_related(
+        "stimulus_a__variant", "stimulus_b__variant"
+    )
     per_pair = Counter()
     for task in tasks:
         a, b = task.stimulus_a.variant, task.stimulus_b.variant
@@ -82,7 +84,11 @@ def test_unknown_variant_is_refused_with_the_known_labels():
     study = study_create(name="S", slug="s1", family=family)
     with pytest.raises(ApplicationError) as err:
         experiment_create(
-            study=study, slug="e", name="E", kind="forced_choice", stimulus_kind="occlusion",
+            study=study,
+            slug="e",
+            name="E",
+            kind="forced_choice",
+            stimulus_kind="occlusion",
             conditions=["cpr1", "cpr64"],
         )
     assert "cpr64" in err.value.message and "cpr1, cpr2, cpr4" in err.value.message
@@ -95,8 +101,13 @@ def test_blank_maps_are_never_used_and_shortage_is_named():
     )
     study = study_create(name="S", slug="s2", family=family)
     experiment_create(
-        study=study, slug="e", name="E", kind="forced_choice", stimulus_kind="occlusion",
-        conditions=["cpr1", "cpr8"], images_per_class=1,
+        study=study,
+        slug="e",
+        name="E",
+        kind="forced_choice",
+        stimulus_kind="occlusion",
+        conditions=["cpr1", "cpr8"],
+        images_per_class=1,
     )
     # when launching, then the error names the class and the problem
     with pytest.raises(ApplicationError) as err:
@@ -112,16 +123,27 @@ def test_claim_returns_the_same_assignment_until_answered():
     assert first is not None and again is not None and first.pk == again.pk
 
 
-@pytest.mark.parametrize(("left_is_a", "choice", "expected"), [
-    (True, 0, 2), (True, 1, 1), (True, 2, 0), (True, 4, -2),
-    (False, 0, -2), (False, 1, -1), (False, 3, 1), (False, 4, 2),
-])
+@pytest.mark.parametrize(
+    ("left_is_a", "choice", "expected"),
+    [
+        (True, 0, 2),
+        (True, 1, 1),
+        (True, 2, 0),
+        (True, 4, -2),
+        (False, 0, -2),
+        (False, 1, -1),
+        (False, 3, 1),
+        (False, 4, 2),
+    ],
+)
 def test_pairwise_answer_is_encoded_from_condition_a_view(left_is_a, choice, expected):
     study = launched_study()
     participation = rater_join(experiment=_experiment(study, "pw"))
     assignment = assignment_claim_next(participation=participation)
     Task.objects.filter(pk=assignment.task_id).update(left_is_a=left_is_a)
-    response = response_submit(participation=participation, assignment_id=str(assignment.public_id), choice=choice)
+    response = response_submit(
+        participation=participation, assignment_id=str(assignment.public_id), choice=choice
+    )
     assert response.value == expected and response.answer == str(expected)
     assert response.answer_raw.startswith(("Left", "Right", "Equally"))
 
@@ -130,10 +152,14 @@ def test_forced_choice_answers_class_names_and_idk():
     study = launched_study()
     participation = rater_join(experiment=_experiment(study, "fc"))
     assignment = assignment_claim_next(participation=participation)
-    response = response_submit(participation=participation, assignment_id=str(assignment.public_id), choice=10)
+    response = response_submit(
+        participation=participation, assignment_id=str(assignment.public_id), choice=10
+    )
     assert response.answer == IDK_ANSWER and response.answer_raw.startswith("I don't know")
     assignment = assignment_claim_next(participation=participation)
-    response = response_submit(participation=participation, assignment_id=str(assignment.public_id), choice=2)
+    response = response_submit(
+        participation=participation, assignment_id=str(assignment.public_id), choice=2
+    )
     assert response.answer == "triangle"
 
 
@@ -141,8 +167,12 @@ def test_double_submission_is_stored_once():
     study = launched_study()
     participation = rater_join(experiment=_experiment(study, "pw"))
     assignment = assignment_claim_next(participation=participation)
-    first = response_submit(participation=participation, assignment_id=str(assignment.public_id), choice=1)
-    second = response_submit(participation=participation, assignment_id=str(assignment.public_id), choice=3)
+    first = response_submit(
+        participation=participation, assignment_id=str(assignment.public_id), choice=1
+    )
+    second = response_submit(
+        participation=participation, assignment_id=str(assignment.public_id), choice=3
+    )
     assert first.pk == second.pk and second.choice == 1
     assert Response.objects.count() == 1
     participation.refresh_from_db()
@@ -156,7 +186,9 @@ def test_choice_out_of_range_is_refused_and_nothing_is_stored():
     participation = rater_join(experiment=_experiment(study, "pw"))
     assignment = assignment_claim_next(participation=participation)
     with pytest.raises(ApplicationError, match="outside 0..4"):
-        response_submit(participation=participation, assignment_id=str(assignment.public_id), choice=5)
+        response_submit(
+            participation=participation, assignment_id=str(assignment.public_id), choice=5
+        )
     assert Response.objects.count() == 0
     assert Task.objects.get(pk=assignment.task_id).responses_received == 0
 
@@ -175,7 +207,9 @@ def test_someone_elses_assignment_is_not_found():
 def _answer_all(participation: Participation, choice: int = 2) -> int:
     answered = 0
     while (assignment := assignment_claim_next(participation=participation)) is not None:
-        response_submit(participation=participation, assignment_id=str(assignment.public_id), choice=choice)
+        response_submit(
+            participation=participation, assignment_id=str(assignment.public_id), choice=choice
+        )
         answered += 1
     return answered
 
@@ -186,7 +220,9 @@ def test_rater_reaches_target_then_completes_and_never_repeats_a_task():
     assert _answer_all(participation) == 7
     participation.refresh_from_db()
     assert participation.status == Participation.Status.COMPLETED
-    tasks = list(Response.objects.filter(rater=participation.rater).values_list("task_id", flat=True))
+    tasks = list(
+        Response.objects.filter(rater=participation.rater).values_list("task_id", flat=True)
+    )
     assert len(tasks) == len(set(tasks)) == 7
 
 
@@ -195,7 +231,9 @@ def test_one_task_per_image_in_forced_choice():
     study = launched_study(tasks_per_rater=40)
     participation = rater_join(experiment=_experiment(study, "fc"))
     assert _answer_all(participation) == 20
-    images = Response.objects.filter(rater=participation.rater).values_list("task__image_id", flat=True)
+    images = Response.objects.filter(rater=participation.rater).values_list(
+        "task__image_id", flat=True
+    )
     assert len(set(images)) == 20
 
 
@@ -219,7 +257,9 @@ def test_expired_lease_is_renewed_when_the_task_still_has_room():
     study = launched_study()
     participation = rater_join(experiment=_experiment(study, "pw"))
     assignment = assignment_claim_next(participation=participation)
-    Assignment.objects.filter(pk=assignment.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    Assignment.objects.filter(pk=assignment.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
     again = assignment_claim_next(participation=participation)
     assert again.pk == assignment.pk and again.expires_at > timezone.now()
 
@@ -229,7 +269,9 @@ def test_answer_to_a_task_filled_meanwhile_is_refused_and_not_counted():
     experiment = _experiment(study, "pw")
     slow = rater_join(experiment=experiment)
     assignment = assignment_claim_next(participation=slow)
-    Assignment.objects.filter(pk=assignment.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    Assignment.objects.filter(pk=assignment.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
     # another rater takes and answers the same (now unleased) task
     _make_next(assignment.task_id)
     fast = rater_join(experiment=experiment)
@@ -261,13 +303,21 @@ def test_database_refuses_a_second_response_by_the_same_rater():
     study = launched_study()
     participation = rater_join(experiment=_experiment(study, "pw"))
     assignment = assignment_claim_next(participation=participation)
-    response = response_submit(participation=participation, assignment_id=str(assignment.public_id), choice=0)
+    response = response_submit(
+        participation=participation, assignment_id=str(assignment.public_id), choice=0
+    )
     other = rater_join(experiment=_experiment(study, "pw"))
     other_assignment = assignment_claim_next(participation=other)
     with pytest.raises(IntegrityError), transaction.atomic():
         Response.objects.create(
-            assignment=other_assignment, task=response.task, rater=response.rater, slot=2,
-            choice=0, answer="0", answer_raw="x", submitted_at=timezone.now(),
+            assignment=other_assignment,
+            task=response.task,
+            rater=response.rater,
+            slot=2,
+            choice=0,
+            answer="0",
+            answer_raw="x",
+            submitted_at=timezone.now(),
         )
 
 
@@ -291,8 +341,14 @@ def test_database_refuses_two_responses_in_one_slot():
     )
     with pytest.raises(IntegrityError), transaction.atomic():
         Response.objects.create(
-            assignment=a2, task=r1.task, rater=p2.rater, slot=r1.slot,
-            choice=0, answer="0", answer_raw="x", submitted_at=timezone.now(),
+            assignment=a2,
+            task=r1.task,
+            rater=p2.rater,
+            slot=r1.slot,
+            choice=0,
+            answer="0",
+            answer_raw="x",
+            submitted_at=timezone.now(),
         )
 
 

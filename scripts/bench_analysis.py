@@ -54,8 +54,17 @@ def _pairwise(name, pairs, scale, n_tasks, rng, n_raters, rater_offset):
     value = np.clip(np.rint(pref + rng.normal(0, 0.9, n)), -k, k).astype(int)
     shown_a_left = rng.random(n) < 0.5
     left_view = np.where(shown_a_left, value, -value)
-    labels = {1: "left more", 0: "equal", -1: "right more"} if k == 1 else {
-        2: "left clearly", 1: "left slightly", 0: "equal", -1: "right slightly", -2: "right clearly"}
+    labels = (
+        {1: "left more", 0: "equal", -1: "right more"}
+        if k == 1
+        else {
+            2: "left clearly",
+            1: "left slightly",
+            0: "equal",
+            -1: "right slightly",
+            -2: "right clearly",
+        }
+    )
     return pd.DataFrame(
         {
             "experiment": name,
@@ -174,7 +183,9 @@ def main() -> None:
                   f"in {time.perf_counter() - t0:.1f} s")  # fmt: skip
         if args.part in ("read", "all"):
             r = _run_child("read", csv, out, args.boot, False)
-            print(f"read+validate: {r['rows']:,} rows in {r['seconds']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
+            print(
+                f"read+validate: {r['rows']:,} rows in {r['seconds']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB"
+            )
         if args.part in ("analyze", "all"):
             r = _run_child("analyze", csv, out, args.boot, not args.no_figures)
             print(f"analysis ({args.boot} bootstrap replicates, figures {'on' if not args.no_figures else 'off'}): "

@@ -13,7 +13,9 @@ CLASSES = ("fish", "dog", "cassette player", "chain saw", "church",
            "French horn", "garbage truck", "gas pump", "golf ball", "parachute")  # fmt: skip
 
 
-def pairwise_row(experiment, task, rater, a, b, answer, *, scale=5, shown_left="a", image="img0", ms=3000):
+def pairwise_row(
+    experiment, task, rater, a, b, answer, *, scale=5, shown_left="a", image="img0", ms=3000
+):
     return {
         "study": "s",
         "experiment": experiment,
@@ -112,5 +114,7 @@ def table7_experiment() -> pd.DataFrame:
                 task += 1
             true = CLASSES[img % 10]
             answer = {"ok": true, "wrong": CLASSES[(img + 1) % 10], "idk": "idk"}[kind]
-            rows.append(fc_row("exp2", task, f"r{i % 5}-{img % 7}", cond, true, answer, image=f"img{img}"))
+            rows.append(
+                fc_row("exp2", task, f"r{i % 5}-{img % 7}", cond, true, answer, image=f"img{img}")
+            )
     return frame(rows)

@@ -1,5 +1,5 @@
 import zipfile
-from io import BytesIO
+from io import BytesIO, StringIO
 
 import pytest
 from django.core.management import call_command
@@ -19,7 +19,7 @@ def test_analyze_responses_writes_every_table_and_figure(tmp_path):
     pd.concat([table4_experiment(per_pair=250), table7_experiment()]).to_csv(csv, index=False)
     out = tmp_path / "out"
     # when
-    call_command(Command(), responses=str(csv), out=str(out), bootstrap=50, stdout=open("/dev/null", "w"))
+    call_command(Command(), responses=str(csv), out=str(out), bootstrap=50, stdout=StringIO())
     # then
     names = {p.name for p in out.iterdir()}
     for stem in ("pairwise_means", "explainability_index", "pairwise_agreement", "pairwise_shares",

@@ -37,8 +37,12 @@ def test_per_class_rates_and_confusion_are_hand_counts(tmp_path):
     result = run_analysis(frame(rows), tmp_path, options=FAST)
     # then
     pc = result.tables["forced_choice_per_class"].set_index("class")
-    assert pc.loc["fish", ["accuracy", "error_rate", "indecisive_rate"]].tolist() == pytest.approx([2 / 3, 0, 1 / 3])
-    assert pc.loc["dog", ["accuracy", "error_rate", "indecisive_rate"]].tolist() == pytest.approx([0.5, 0.5, 0])
+    assert pc.loc["fish", ["accuracy", "error_rate", "indecisive_rate"]].tolist() == pytest.approx(
+        [2 / 3, 0, 1 / 3]
+    )
+    assert pc.loc["dog", ["accuracy", "error_rate", "indecisive_rate"]].tolist() == pytest.approx(
+        [0.5, 0.5, 0]
+    )
     conf = (tmp_path / "confusion_e_cpr1.csv").read_text().splitlines()
     assert conf[0] == "true_class,dog,fish,idk"
     assert conf[1:] == ["dog,1,1,0", "fish,0,2,1"]
@@ -54,12 +58,16 @@ def test_nominal_alpha_matches_the_krippendorff_package(tmp_path):
         for r in rng.choice(7, 5, replace=False):
             ans = true if rng.random() < 0.7 else labels[rng.integers(0, 5)]
             matrix[r, t] = labels.index(ans)
-            rows.append(fc_row("e", t, f"r{r}", "cpr1" if t < 30 else "cpr2", true, ans, image=f"i{t % 30}"))
+            rows.append(
+                fc_row("e", t, f"r{r}", "cpr1" if t < 30 else "cpr2", true, ans, image=f"i{t % 30}")
+            )
     # when
     agree = run_analysis(frame(rows), tmp_path, options=FAST).tables["forced_choice_agreement"]
     # then
     total = agree.query("scope == 'total'").iloc[0]["alpha_nominal"]
-    assert total == pytest.approx(krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal"))
+    assert total == pytest.approx(
+        krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal")
+    )
     per_cond = agree.set_index("key").loc["cpr2", "alpha_nominal"]
     assert per_cond == pytest.approx(
         krippendorff.alpha(reliability_data=matrix[:, 30:], level_of_measurement="nominal")
@@ -74,7 +82,9 @@ def test_accuracy_ci_brackets_the_estimate_and_is_reproducible(tmp_path):
     a = run_analysis(df, tmp_path / "a", options=opts).tables["forced_choice_summary"]
     b = run_analysis(df, tmp_path / "b", options=opts).tables["forced_choice_summary"]
     # then
-    assert (a["accuracy_ci_low"] < a["accuracy"]).all() and (a["accuracy"] < a["accuracy_ci_high"]).all()
+    assert (a["accuracy_ci_low"] < a["accuracy"]).all() and (
+        a["accuracy"] < a["accuracy_ci_high"]
+    ).all()
     assert a["accuracy_ci_low"].tolist() == b["accuracy_ci_low"].tolist()
     # and the width is plausible for 2 500 clustered binary answers (binomial half-width ~0.014)
     width = (a["accuracy_ci_high"] - a["accuracy_ci_low"]).to_numpy()
@@ -87,9 +97,13 @@ def test_paired_tests_find_a_real_accuracy_difference_after_holm(tmp_path):
     for img in range(40):
         true = CLASSES[img % 10]
         for i in range(3):
-            rows.append(fc_row("e", f"a{img}", f"r{i}-{img % 4}", "cpr1", true, true, image=f"i{img}"))
+            rows.append(
+                fc_row("e", f"a{img}", f"r{i}-{img % 4}", "cpr1", true, true, image=f"i{img}")
+            )
             ans = true if (img + i) % 4 == 0 else "idk"
-            rows.append(fc_row("e", f"b{img}", f"r{i}-{img % 4}", "cpr8", true, ans, image=f"i{img}"))
+            rows.append(
+                fc_row("e", f"b{img}", f"r{i}-{img % 4}", "cpr8", true, ans, image=f"i{img}")
+            )
     # when
     sig = run_analysis(frame(rows), tmp_path, options=FAST).tables["significance_tests"]
     # then

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from apps.analysis.engine import AnalysisOptions, QualityRules, run_analysis
-from apps.analysis.engine import bradley_terry
+from apps.analysis.engine import AnalysisOptions, QualityRules, bradley_terry, run_analysis
 from apps.analysis.engine.bootstrap import task_replicates
 from apps.analysis.engine.testing import holm
 
@@ -51,13 +50,17 @@ def test_bradley_terry_orders_conditions_by_wins(tmp_path):
         for i, v in enumerate([-2, -1, -1 if t % 2 else 1, 0, 1]):
             rows.append(pairwise_row("e", t, f"r{i}-{t % 3}", "cpr1", "cpr2", v, image=f"i{t}"))
     # when
-    opts = AnalysisOptions(n_boot=200, figures=False, rules=QualityRules(straight_line_min_answers=1000))
+    opts = AnalysisOptions(
+        n_boot=200, figures=False, rules=QualityRules(straight_line_min_answers=1000)
+    )
     bt = run_analysis(frame(rows), tmp_path, options=opts).tables["bradley_terry"]
     # then
     s = bt.set_index("condition")
     assert s.loc["cpr2", "score"] > 0 > s.loc["cpr1", "score"]
     # MLE for one pair: theta2 - theta1 = log(wins2 / wins1) = log(75 / 45)
-    assert s.loc["cpr2", "score"] - s.loc["cpr1", "score"] == pytest.approx(np.log(75 / 45), abs=1e-6)
+    assert s.loc["cpr2", "score"] - s.loc["cpr1", "score"] == pytest.approx(
+        np.log(75 / 45), abs=1e-6
+    )
     assert s.loc["cpr2", "ci_low"] < s.loc["cpr2", "score"] < s.loc["cpr2", "ci_high"]
 
 
@@ -79,11 +82,15 @@ def test_quality_rules_exclude_raters_and_the_switch_keeps_them(tmp_path):
     df = __import__("pandas").concat([df, catch], ignore_index=True)
     # when
     default = run_analysis(df, tmp_path / "d", options=FAST)
-    kept = run_analysis(df, tmp_path / "k", options=AnalysisOptions(n_boot=0, figures=False, include_excluded=True))
+    kept = run_analysis(
+        df, tmp_path / "k", options=AnalysisOptions(n_boot=0, figures=False, include_excluded=True)
+    )
     # then
     reasons = default.tables["excluded_raters"].set_index("rater_id")["reasons"].to_dict()
     assert reasons == {"r-catch": "catch", "r-fast": "too_fast", "r-line": "straight_lining"}
-    assert default.tables["forced_choice_summary"].iloc[0]["n_answers"] == 12  # r-good only, catch row out
+    assert (
+        default.tables["forced_choice_summary"].iloc[0]["n_answers"] == 12
+    )  # r-good only, catch row out
     assert default.tables["forced_choice_summary"].iloc[0]["accuracy"] == 1.0
     assert kept.tables["forced_choice_summary"].iloc[0]["n_answers"] == 48
     assert "3 by the quality rules, left out" in (tmp_path / "d" / "README.md").read_text()
@@ -108,12 +115,19 @@ def test_correlations_with_metrics_and_model_accuracy(tmp_path):
         for img in range(10):
             for r in range(4):
                 ans = "fish" if r >= c else "idk"
-                rows.append(fc_row("e", f"{cond}-{img}", f"r{r}-{img}", cond, "fish", ans, image=f"i{img}"))
+                rows.append(
+                    fc_row("e", f"{cond}-{img}", f"r{r}-{img}", cond, "fish", ans, image=f"i{img}")
+                )
     metrics = __import__("pandas").DataFrame(
-        {"condition": np.repeat(conds, 10), "image_id": [f"i{i}" for i in range(10)] * 4,
-         "gini": np.repeat([0.1, 0.2, 0.3, 0.4], 10)}  # fmt: skip
+        {
+            "condition": np.repeat(conds, 10),
+            "image_id": [f"i{i}" for i in range(10)] * 4,
+            "gini": np.repeat([0.1, 0.2, 0.3, 0.4], 10),
+        }  # fmt: skip
     )
-    acc = __import__("pandas").DataFrame({"condition": conds, "test_accuracy": [0.97, 0.96, 0.95, 0.9]})
+    acc = __import__("pandas").DataFrame(
+        {"condition": conds, "test_accuracy": [0.97, 0.96, 0.95, 0.9]}
+    )
     # when
     corr = run_analysis(frame(rows), tmp_path, options=AnalysisOptions(
         n_boot=0, figures=False, metrics=metrics, model_accuracy=acc,

@@ -38,10 +38,12 @@ def test_table4_means_and_table5_index_come_out_as_published(tmp_path):
 def test_index_matches_an_independent_computation(tmp_path):
     # given unequal answer counts per pair (index is not the mean of the pair means)
     rows = []
-    answers = {("cpr1", "cpr2"): [2, 1, 0], ("cpr1", "cpr4"): [-2, -2], ("cpr2", "cpr4"): [1, -1, 2, 2]}
-    task = 0
-    for (a, b), values in answers.items():
-        task += 1
+    answers = {
+        ("cpr1", "cpr2"): [2, 1, 0],
+        ("cpr1", "cpr4"): [-2, -2],
+        ("cpr2", "cpr4"): [1, -1, 2, 2],
+    }
+    for task, ((a, b), values) in enumerate(answers.items(), start=1):
         rows += [pairwise_row("e", task, f"r{i}", a, b, v) for i, v in enumerate(values)]
     df = frame(rows)
     # when
@@ -69,7 +71,6 @@ def test_index_matches_an_independent_computation(tmp_path):
 def test_table1_examples_give_the_published_task_sd(tmp_path, counts, sd):
     # given one task whose five answers follow a row of Table 1
     values = [v for v, c in zip([2, 1, 0, -1, -2], counts, strict=True) for _ in range(c)]
-    # plus a second pair so the experiment has variation elsewhere
     rows = [pairwise_row("e", 1, f"r{i}", "cpr1", "cpr2", v) for i, v in enumerate(values)]
     # when
     t = _run(frame(rows), tmp_path)
@@ -121,10 +122,14 @@ def test_alpha_matches_the_krippendorff_package_on_a_raters_by_tasks_matrix(tmp_
     # then
     domain = [-2, -1, 0, 1, 2]
     assert total["alpha_interval"] == pytest.approx(
-        krippendorff.alpha(reliability_data=matrix, level_of_measurement="interval", value_domain=domain)
+        krippendorff.alpha(
+            reliability_data=matrix, level_of_measurement="interval", value_domain=domain
+        )
     )
     assert total["alpha_ordinal"] == pytest.approx(
-        krippendorff.alpha(reliability_data=matrix, level_of_measurement="ordinal", value_domain=domain)
+        krippendorff.alpha(
+            reliability_data=matrix, level_of_measurement="ordinal", value_domain=domain
+        )
     )
 
 
@@ -137,7 +142,9 @@ def test_shares_and_distribution_are_hand_counts(tmp_path):
     t = _run(frame(rows), tmp_path)
     # then
     s = t["pairwise_shares"].iloc[0]
-    assert (s["share_a_more"], s["share_b_more"], s["share_equal"]) == pytest.approx((0.75, 0.25, 1 / 3))
+    assert (s["share_a_more"], s["share_b_more"], s["share_equal"]) == pytest.approx(
+        (0.75, 0.25, 1 / 3)
+    )
     dist = t["answer_distribution"].set_index("answer")["count"].to_dict()
     assert dist == {-1: 1, 0: 2, 1: 3}
 
@@ -158,7 +165,9 @@ def test_position_bias_is_detected_when_raters_favour_the_left(tmp_path):
     rows = []
     for t, i in itertools.product(range(60), range(3)):
         side = "a" if (t + i) % 2 else "b"
-        rows.append(pairwise_row("e", t, f"r{i}", "cpr1", "cpr2", 1 if side == "a" else -1, shown_left=side))
+        rows.append(
+            pairwise_row("e", t, f"r{i}", "cpr1", "cpr2", 1 if side == "a" else -1, shown_left=side)
+        )
     # when
     bias = _run(frame(rows), tmp_path)["position_bias"].iloc[0]
     # then

@@ -11,7 +11,9 @@ import krippendorff
 import numpy as np
 
 
-def value_counts(unit: np.ndarray, value_index: np.ndarray, n_units: int, n_values: int) -> np.ndarray:
+def value_counts(
+    unit: np.ndarray, value_index: np.ndarray, n_units: int, n_values: int
+) -> np.ndarray:
     """(n_units, n_values) matrix: how many answers of each value each unit got."""
     flat = unit.astype(np.int64) * n_values + value_index
     return np.bincount(flat, minlength=n_units * n_values).reshape(n_units, n_values)

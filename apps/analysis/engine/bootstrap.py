@@ -24,7 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def task_replicates(num: np.ndarray, den: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+def task_replicates(
+    num: np.ndarray, den: np.ndarray, rng: np.random.Generator, n_boot: int
+) -> np.ndarray:
     """(n_boot,) replicates of sum(num)/sum(den) with the tasks resampled.
 
     ``num`` and ``den`` are per-task aggregates of one group (same length).
@@ -57,7 +59,9 @@ def rater_replicates(num: np.ndarray, den: np.ndarray, weights: np.ndarray) -> n
         return (weights @ num.astype(np.float32)) / (weights @ den.astype(np.float32))
 
 
-def combine(theta: np.ndarray, task_rep: np.ndarray | None, rater_rep: np.ndarray | None) -> np.ndarray:
+def combine(
+    theta: np.ndarray, task_rep: np.ndarray | None, rater_rep: np.ndarray | None
+) -> np.ndarray:
     """Two-way replicates (see module doc); either part may be None."""
     out = np.broadcast_to(theta, (task_rep if task_rep is not None else rater_rep).shape).copy()
     if task_rep is not None:

@@ -25,7 +25,11 @@ METRIC_COLUMNS = ("gini", "rma", "rra", "deletion_auc")
 def read_table(obj, required: tuple[str, ...], what: str) -> pd.DataFrame:
     """Read an optional side table (path or DataFrame) and check its columns and numbers."""
     source = "" if isinstance(obj, pd.DataFrame) else str(obj)
-    df = obj.copy() if isinstance(obj, pd.DataFrame) else pd.read_csv(Path(obj), dtype=str, keep_default_na=False)
+    df = (
+        obj.copy()
+        if isinstance(obj, pd.DataFrame)
+        else pd.read_csv(Path(obj), dtype=str, keep_default_na=False)
+    )
     df.columns = [str(c).strip() for c in df.columns]
     for c in required:
         if c not in df.columns:
@@ -41,7 +45,9 @@ def read_table(obj, required: tuple[str, ...], what: str) -> pd.DataFrame:
         bad = num.isna() & (raw != "") & (raw.str.lower() != "nan")
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise AnalysisInputError(f"{what}: {raw.iloc[i]!r} is not a number", row=i + 1, column=c, source=source)
+            raise AnalysisInputError(
+                f"{what}: {raw.iloc[i]!r} is not a number", row=i + 1, column=c, source=source
+            )
         df[c] = num.astype(float)
     return df
 
@@ -50,14 +56,24 @@ def _corr(x: np.ndarray, y: np.ndarray) -> dict:
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     n = len(x)
-    out = {"n": n, "pearson_r": np.nan, "pearson_p": np.nan, "spearman_rho": np.nan, "spearman_p": np.nan}
+    out = {
+        "n": n,
+        "pearson_r": np.nan,
+        "pearson_p": np.nan,
+        "spearman_rho": np.nan,
+        "spearman_p": np.nan,
+    }
     if n >= 3 and np.std(x) > 0 and np.std(y) > 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pr = stats.pearsonr(x, y)
             sr = stats.spearmanr(x, y)
-        out.update(pearson_r=float(pr.statistic), pearson_p=float(pr.pvalue),
-                   spearman_rho=float(sr.statistic), spearman_p=float(sr.pvalue))
+        out.update(
+            pearson_r=float(pr.statistic),
+            pearson_p=float(pr.pvalue),
+            spearman_rho=float(sr.statistic),
+            spearman_p=float(sr.pvalue),
+        )
     return out
 
 
@@ -81,14 +97,34 @@ def correlate(
         cond = per_condition.set_index("condition").join(mean_metrics, how="inner")
         img = per_image.merge(metrics, on=["condition", "image_id"], how="inner")
         for m in names:
-            rows.append({"experiment": experiment, "level": "condition", "human_measure": measure, "metric": m,
-                         **_corr(cond["human"].to_numpy(float), cond[m].to_numpy(float))})
-            rows.append({"experiment": experiment, "level": "image", "human_measure": measure, "metric": m,
-                         **_corr(img["human"].to_numpy(float), img[m].to_numpy(float))})
+            rows.append(
+                {
+                    "experiment": experiment,
+                    "level": "condition",
+                    "human_measure": measure,
+                    "metric": m,
+                    **_corr(cond["human"].to_numpy(float), cond[m].to_numpy(float)),
+                }
+            )
+            rows.append(
+                {
+                    "experiment": experiment,
+                    "level": "image",
+                    "human_measure": measure,
+                    "metric": m,
+                    **_corr(img["human"].to_numpy(float), img[m].to_numpy(float)),
+                }
+            )
     if model_accuracy is not None:
         acc = model_accuracy.groupby("condition")["test_accuracy"].mean()
         cond = per_condition.set_index("condition").join(acc, how="inner")
-        rows.append({"experiment": experiment, "level": "condition", "human_measure": measure,
-                     "metric": "test_accuracy",
-                     **_corr(cond["human"].to_numpy(float), cond["test_accuracy"].to_numpy(float))})
+        rows.append(
+            {
+                "experiment": experiment,
+                "level": "condition",
+                "human_measure": measure,
+                "metric": "test_accuracy",
+                **_corr(cond["human"].to_numpy(float), cond["test_accuracy"].to_numpy(float)),
+            }
+        )
     return rows

@@ -31,7 +31,12 @@ def _cpr_points(df: pd.DataFrame, value: str):
     return [c for c, _ in pts], [v for _, v in pts]
 
 
-def figure2(index: pd.DataFrame, fc_summary: pd.DataFrame, model_accuracy: pd.DataFrame | None, out_dir: Path):
+def figure2(
+    index: pd.DataFrame,
+    fc_summary: pd.DataFrame,
+    model_accuracy: pd.DataFrame | None,
+    out_dir: Path,
+):
     """Figure 2: model test accuracy, human accuracy (left axis) and index (right) against CPR."""
     if index.empty and fc_summary.empty and model_accuracy is None:
         return []
@@ -39,7 +44,10 @@ def figure2(index: pd.DataFrame, fc_summary: pd.DataFrame, model_accuracy: pd.Da
     ax2 = ax.twinx()
     plotted = False
     if model_accuracy is not None and not model_accuracy.empty:
-        x, y = _cpr_points(model_accuracy.groupby("condition", as_index=False)["test_accuracy"].mean(), "test_accuracy")
+        x, y = _cpr_points(
+            model_accuracy.groupby("condition", as_index=False)["test_accuracy"].mean(),
+            "test_accuracy",
+        )
         if x:
             ax.plot(x, y, "o-", color="tab:blue", label="model top-1 test accuracy")
             plotted = True
@@ -99,7 +107,11 @@ def index_with_ci(index: pd.DataFrame, experiment: str, out_dir: Path):
     lo = y - g["ci_low"].to_numpy(float)
     hi = g["ci_high"].to_numpy(float) - y
     # A percentile CI need not contain the estimate; clip so error bars stay drawable.
-    err = None if np.all(np.isnan(lo)) else np.clip(np.vstack([np.nan_to_num(lo), np.nan_to_num(hi)]), 0, None)
+    err = (
+        None
+        if np.all(np.isnan(lo))
+        else np.clip(np.vstack([np.nan_to_num(lo), np.nan_to_num(hi)]), 0, None)
+    )
     ax.errorbar(x, y, yerr=err, fmt="o", capsize=4, color="tab:orange")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xticks(x, g["condition"])

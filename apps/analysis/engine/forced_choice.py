@@ -202,7 +202,10 @@ def significance(d: ForcedChoiceData, per_image: pd.DataFrame) -> pd.DataFrame:
             t_stat, t_p = float(t.statistic), float(t.pvalue)
         else:
             t_stat, t_p = float("nan"), float("nan")
-        for test, st, pv in (("wilcoxon_image_accuracy", w_stat, w_p), ("paired_t_image_accuracy", t_stat, t_p)):
+        for test, st, pv in (
+            ("wilcoxon_image_accuracy", w_stat, w_p),
+            ("paired_t_image_accuracy", t_stat, t_p),
+        ):
             rows.append(
                 {
                     "experiment": d.info.name,

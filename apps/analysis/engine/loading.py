@@ -124,7 +124,9 @@ def _read_frame(df_or_path, source: str) -> pd.DataFrame:
         missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
         if missing:
             raise AnalysisInputError(
-                f"missing required column(s): {', '.join(missing)}", column=missing[0], source=source
+                f"missing required column(s): {', '.join(missing)}",
+                column=missing[0],
+                source=source,
             )
         wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in frame.columns]
         out = {}
@@ -232,7 +234,13 @@ def load_responses(
     exp = cols["experiment"]
     n_exp = len(exp.labels)
     _check_constant(
-        exp.codes, n_exp, kind.codes, "experiment_kind", "experiment_kind changes within an experiment", source, kind
+        exp.codes,
+        n_exp,
+        kind.codes,
+        "experiment_kind",
+        "experiment_kind changes within an experiment",
+        source,
+        kind,
     )
     src = cols["rater_source"]
     _fail_first(
@@ -294,7 +302,7 @@ def load_responses(
             _fail_first(
                 rows & c.mask_of(lambda v, known=known: v not in known),
                 c.name,
-                lambda v: f"unknown condition {v!r} (study has {sorted(known)})",
+                lambda v, known=known: f"unknown condition {v!r} (study has {sorted(known)})",
                 source,
                 c,
             )
@@ -406,7 +414,9 @@ def load_responses(
             _fail_first(
                 rows & ans.mask_of(lambda v, a=allowed_answers: v not in a),
                 "answer",
-                lambda v, c=cls: f"forced-choice answer {v!r} is neither a class ({sorted(c)}) nor 'idk'",
+                lambda v, c=cls: (
+                    f"forced-choice answer {v!r} is neither a class ({sorted(c)}) nor 'idk'"
+                ),
                 source,
                 ans,
             )

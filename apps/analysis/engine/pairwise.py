@@ -58,7 +58,10 @@ def build(df: pd.DataFrame, info: ExperimentInfo) -> PairwiseData:
     a = df["condition_a"].to_numpy(dtype=object)
     b = df["condition_b"].to_numpy(dtype=object)
     order = {c: i for i, c in enumerate(info.conditions)}
-    pair_keys = sorted({(x, y) for x, y in zip(*_unique_pairs(a, b), strict=True)}, key=lambda p: (order[p[0]], order[p[1]]))
+    pair_keys = sorted(
+        {(x, y) for x, y in zip(*_unique_pairs(a, b), strict=True)},
+        key=lambda p: (order[p[0]], order[p[1]]),
+    )
     pair_index = {p: i for i, p in enumerate(pair_keys)}
     _, task = np.unique(df["task"].to_numpy(), return_inverse=True)
     codes = df["rater"].cat.codes.to_numpy()
@@ -295,7 +298,9 @@ def position_bias(d: PairwiseData) -> dict:
     binom_p = float(stats.binomtest(n_left, nonequal, 0.5).pvalue) if nonequal else float("nan")
     t_sum = np.bincount(d.task, weights=left, minlength=len(d.t_n))
     tm = t_sum / np.maximum(d.t_n, 1)
-    t_p = float(stats.ttest_1samp(tm, 0.0).pvalue) if len(tm) > 1 and np.std(tm) > 0 else float("nan")
+    t_p = (
+        float(stats.ttest_1samp(tm, 0.0).pvalue) if len(tm) > 1 and np.std(tm) > 0 else float("nan")
+    )
     n_a_left = int(d.shown_left_a.sum())
     return {
         "experiment": d.info.name,
@@ -307,7 +312,9 @@ def position_bias(d: PairwiseData) -> dict:
         "binom_p": binom_p,
         "t_p_task_means": t_p,
         "share_a_shown_left": n_a_left / n if n else float("nan"),
-        "randomisation_binom_p": float(stats.binomtest(n_a_left, n, 0.5).pvalue) if n else float("nan"),
+        "randomisation_binom_p": float(stats.binomtest(n_a_left, n, 0.5).pvalue)
+        if n
+        else float("nan"),
     }
 
 

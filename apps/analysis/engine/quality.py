@@ -79,7 +79,13 @@ def rater_quality(responses: Responses, rules: QualityRules) -> pd.DataFrame:
     n_catch_ok = np.bincount(rater, weights=correct, minlength=r)
 
     # Median time and straight-lining (one button for everything).
-    grp = pd.DataFrame({"r": rater, "ms": df["response_ms"].to_numpy(), "raw": df["answer_raw"].cat.codes.to_numpy()})
+    grp = pd.DataFrame(
+        {
+            "r": rater,
+            "ms": df["response_ms"].to_numpy(),
+            "raw": df["answer_raw"].cat.codes.to_numpy(),
+        }
+    )
     g = grp.groupby("r", sort=True)
     median_ms = np.full(r, np.nan)
     n_raw = np.zeros(r, np.int64)
@@ -94,7 +100,8 @@ def rater_quality(responses: Responses, rules: QualityRules) -> pd.DataFrame:
         catch_acc = np.where(n_catch > 0, n_catch_ok / n_catch, np.nan)
         side = np.where(n_left + n_right > 0, n_left / (n_left + n_right), np.nan)
     fires = {
-        "catch": (n_catch >= max(rules.min_catch_answers, 1)) & (catch_acc < rules.min_catch_accuracy),
+        "catch": (n_catch >= max(rules.min_catch_answers, 1))
+        & (catch_acc < rules.min_catch_accuracy),
         "straight_lining": (n >= rules.straight_line_min_answers) & (n_raw == 1),
         "too_fast": median_ms < rules.min_median_ms,
         "flagged": flagged,

@@ -83,7 +83,13 @@ def _bt_table(d: pairwise.PairwiseData, boot: Bootstrapper) -> pd.DataFrame:
     t_ties = d.t_counts[:, k]
     counts = np.stack(
         [
-            np.array([t_wins_a[d.t_pair == p].sum(), t_wins_b[d.t_pair == p].sum(), t_ties[d.t_pair == p].sum()])
+            np.array(
+                [
+                    t_wins_a[d.t_pair == p].sum(),
+                    t_wins_b[d.t_pair == p].sum(),
+                    t_ties[d.t_pair == p].sum(),
+                ]
+            )
             for p in range(len(pairs))
         ]
     )
@@ -100,23 +106,44 @@ def _bt_table(d: pairwise.PairwiseData, boot: Bootstrapper) -> pd.DataFrame:
         fits = bradley_terry.fit(pairs, reps, len(conds))
         low, high = percentile_ci(fits, boot.level)
     rows = [
-        {"experiment": d.info.name, "condition": c, "score": est[i], "ci_low": low[i], "ci_high": high[i]}
+        {
+            "experiment": d.info.name,
+            "condition": c,
+            "score": est[i],
+            "ci_low": low[i],
+            "ci_high": high[i],
+        }
         for i, c in enumerate(conds)
     ]
     rows.append(
-        {"experiment": d.info.name, "condition": "(tie parameter log nu)", "score": est[-1],
-         "ci_low": low[-1], "ci_high": high[-1]}
+        {
+            "experiment": d.info.name,
+            "condition": "(tie parameter log nu)",
+            "score": est[-1],
+            "ci_low": low[-1],
+            "ci_high": high[-1],
+        }
     )
     return pd.DataFrame(rows)
 
 
-def _power_rows(table: pd.DataFrame, statistic: str, key_cols: list[str], value: str, lo: str, hi: str, target: float):
+def _power_rows(
+    table: pd.DataFrame,
+    statistic: str,
+    key_cols: list[str],
+    value: str,
+    lo: str,
+    hi: str,
+    target: float,
+):
     """Answers needed for a CI of full width ``target``: width scales as 1/sqrt(n)."""
     rows = []
     for _, r in table.iterrows():
         width = float(r[hi] - r[lo])
         n = int(r["n_answers"])
-        needed = int(np.ceil(n * (width / target) ** 2)) if np.isfinite(width) and width > 0 else None
+        needed = (
+            int(np.ceil(n * (width / target) ** 2)) if np.isfinite(width) and width > 0 else None
+        )
         rows.append(
             {
                 "experiment": r["experiment"],
@@ -143,7 +170,9 @@ def run_analysis(df_or_path, out_dir, *, options: AnalysisOptions | None = None)
     responses = (
         df_or_path
         if isinstance(df_or_path, Responses)
-        else load_responses(df_or_path, known_conditions=opts.known_conditions, classes=opts.classes)
+        else load_responses(
+            df_or_path, known_conditions=opts.known_conditions, classes=opts.classes
+        )
     )
     metrics = (
         correlations.read_table(opts.metrics, ("condition", "image_id"), "metrics")
@@ -151,7 +180,9 @@ def run_analysis(df_or_path, out_dir, *, options: AnalysisOptions | None = None)
         else None
     )
     model_acc = (
-        correlations.read_table(opts.model_accuracy, ("condition", "test_accuracy"), "model accuracy")
+        correlations.read_table(
+            opts.model_accuracy, ("condition", "test_accuracy"), "model accuracy"
+        )
         if opts.model_accuracy is not None
         else None
     )
@@ -167,10 +198,27 @@ def run_analysis(df_or_path, out_dir, *, options: AnalysisOptions | None = None)
         keep &= ~df["rater"].astype(str).isin(set(excluded["rater_id"])).to_numpy()
     used = df[keep]
 
-    boot = Bootstrapper(n_boot=opts.n_boot, seed=opts.seed, level=opts.ci_level, units=opts.bootstrap_units)
-    t: dict[str, list[pd.DataFrame]] = {k: [] for k in (
-        "means", "index", "pw_agree", "shares", "dist", "fc_sum", "fc_class", "fc_agree", "bt", "sig", "bias", "corr", "power"
-    )}
+    boot = Bootstrapper(
+        n_boot=opts.n_boot, seed=opts.seed, level=opts.ci_level, units=opts.bootstrap_units
+    )
+    t: dict[str, list[pd.DataFrame]] = {
+        k: []
+        for k in (
+            "means",
+            "index",
+            "pw_agree",
+            "shares",
+            "dist",
+            "fc_sum",
+            "fc_class",
+            "fc_agree",
+            "bt",
+            "sig",
+            "bias",
+            "corr",
+            "power",
+        )
+    }
     confusion_files: dict[str, dict[str, pd.DataFrame]] = {}
     exp_codes = used["experiment"].cat.codes.to_numpy()
     exp_labels = list(used["experiment"].cat.categories)
@@ -194,36 +242,87 @@ def run_analysis(df_or_path, out_dir, *, options: AnalysisOptions | None = None)
             t["corr"].append(
                 pd.DataFrame(
                     correlations.correlate(
-                        name, "explainability_index", ix.rename(columns={"index": "human"}),
-                        pairwise.per_image_index(d), metrics, model_acc,
+                        name,
+                        "explainability_index",
+                        ix.rename(columns={"index": "human"}),
+                        pairwise.per_image_index(d),
+                        metrics,
+                        model_acc,
                     )
                 )
             )
-            t["power"].append(pd.DataFrame(
-                _power_rows(m, "pair_mean", ["condition_a", "condition_b"], "mean", "ci_low", "ci_high", opts.target_ci_width)
-                + _power_rows(ix, "explainability_index", ["condition"], "index", "ci_low", "ci_high", opts.target_ci_width)
-            ))
+            t["power"].append(
+                pd.DataFrame(
+                    _power_rows(
+                        m,
+                        "pair_mean",
+                        ["condition_a", "condition_b"],
+                        "mean",
+                        "ci_low",
+                        "ci_high",
+                        opts.target_ci_width,
+                    )
+                    + _power_rows(
+                        ix,
+                        "explainability_index",
+                        ["condition"],
+                        "index",
+                        "ci_low",
+                        "ci_high",
+                        opts.target_ci_width,
+                    )
+                )
+            )
         elif info.kind == FORCED_CHOICE:
             d = forced_choice.build(sub, info)
             s = forced_choice.summary(d, boot)
             t["fc_sum"].append(s)
             t["fc_class"].append(forced_choice.per_class(d))
             t["fc_agree"].append(forced_choice.agreement_table(d))
-            confusion_files[name] = {c: forced_choice.confusion(d, i) for i, c in enumerate(info.conditions)}
+            confusion_files[name] = {
+                c: forced_choice.confusion(d, i) for i, c in enumerate(info.conditions)
+            }
             per_img = forced_choice.per_image_accuracy(d)
             t["sig"].append(forced_choice.significance(d, per_img))
             t["corr"].append(
                 pd.DataFrame(
                     correlations.correlate(
-                        name, "accuracy", s.rename(columns={"accuracy": "human"}), per_img, metrics, model_acc
+                        name,
+                        "accuracy",
+                        s.rename(columns={"accuracy": "human"}),
+                        per_img,
+                        metrics,
+                        model_acc,
                     )
                 )
             )
-            t["power"].append(pd.DataFrame(
-                _power_rows(s, "accuracy", ["condition"], "accuracy", "accuracy_ci_low", "accuracy_ci_high", opts.target_ci_width)
-            ))
+            t["power"].append(
+                pd.DataFrame(
+                    _power_rows(
+                        s,
+                        "accuracy",
+                        ["condition"],
+                        "accuracy",
+                        "accuracy_ci_low",
+                        "accuracy_ci_high",
+                        opts.target_ci_width,
+                    )
+                )
+            )
 
-    sig = _concat(t["sig"], ["experiment", "condition_a", "condition_b", "test", "n_units", "estimate", "statistic", "p_value"])
+    sig = _concat(
+        t["sig"],
+        [
+            "experiment",
+            "condition_a",
+            "condition_b",
+            "test",
+            "n_units",
+            "estimate",
+            "statistic",
+            "p_value",
+        ],
+    )
     if not sig.empty:
         sig["p_holm"] = np.nan
         for (_, _), g in sig.groupby(["experiment", "test"], sort=False):
@@ -234,21 +333,128 @@ def run_analysis(df_or_path, out_dir, *, options: AnalysisOptions | None = None)
         sig["reject_holm"] = []
 
     tables: dict[str, pd.DataFrame] = {
-        "pairwise_means": _concat(t["means"], ["experiment", "condition_a", "condition_b", "n_answers", "mean", "sd", "n_tasks", "ci_low", "ci_high"]),
-        "explainability_index": _concat(t["index"], ["experiment", "condition", "n_answers", "index", "ci_low", "ci_high", "n_tasks"]),
-        "pairwise_agreement": _concat(t["pw_agree"], ["experiment", "scope", "key", "n_tasks", "alpha_interval", "alpha_ordinal", "mean_task_sd"]),
-        "pairwise_shares": _concat(t["shares"], ["experiment", "condition_a", "condition_b", "share_a_more", "share_b_more", "share_equal", "n_answers"]),
-        "answer_distribution": _concat(t["dist"], ["experiment", "condition_a", "condition_b", "answer", "count"]),
-        "forced_choice_summary": _concat(t["fc_sum"], ["experiment", "condition", "n_answers", "accuracy", "error_rate", "indecisive_rate", "accuracy_ci_low", "accuracy_ci_high", "n_tasks"]),
-        "forced_choice_per_class": _concat(t["fc_class"], ["experiment", "condition", "class", "n_answers", "accuracy", "error_rate", "indecisive_rate"]),
-        "forced_choice_agreement": _concat(t["fc_agree"], ["experiment", "scope", "key", "n_tasks", "alpha_nominal"]),
-        "bradley_terry": _concat(t["bt"], ["experiment", "condition", "score", "ci_low", "ci_high"]),
+        "pairwise_means": _concat(
+            t["means"],
+            [
+                "experiment",
+                "condition_a",
+                "condition_b",
+                "n_answers",
+                "mean",
+                "sd",
+                "n_tasks",
+                "ci_low",
+                "ci_high",
+            ],
+        ),
+        "explainability_index": _concat(
+            t["index"],
+            ["experiment", "condition", "n_answers", "index", "ci_low", "ci_high", "n_tasks"],
+        ),
+        "pairwise_agreement": _concat(
+            t["pw_agree"],
+            [
+                "experiment",
+                "scope",
+                "key",
+                "n_tasks",
+                "alpha_interval",
+                "alpha_ordinal",
+                "mean_task_sd",
+            ],
+        ),
+        "pairwise_shares": _concat(
+            t["shares"],
+            [
+                "experiment",
+                "condition_a",
+                "condition_b",
+                "share_a_more",
+                "share_b_more",
+                "share_equal",
+                "n_answers",
+            ],
+        ),
+        "answer_distribution": _concat(
+            t["dist"], ["experiment", "condition_a", "condition_b", "answer", "count"]
+        ),
+        "forced_choice_summary": _concat(
+            t["fc_sum"],
+            [
+                "experiment",
+                "condition",
+                "n_answers",
+                "accuracy",
+                "error_rate",
+                "indecisive_rate",
+                "accuracy_ci_low",
+                "accuracy_ci_high",
+                "n_tasks",
+            ],
+        ),
+        "forced_choice_per_class": _concat(
+            t["fc_class"],
+            [
+                "experiment",
+                "condition",
+                "class",
+                "n_answers",
+                "accuracy",
+                "error_rate",
+                "indecisive_rate",
+            ],
+        ),
+        "forced_choice_agreement": _concat(
+            t["fc_agree"], ["experiment", "scope", "key", "n_tasks", "alpha_nominal"]
+        ),
+        "bradley_terry": _concat(
+            t["bt"], ["experiment", "condition", "score", "ci_low", "ci_high"]
+        ),
         "significance_tests": sig,
-        "position_bias": _concat(t["bias"], ["experiment", "n_answers", "mean_left_view", "n_left_more", "n_right_more", "share_left_more", "binom_p", "t_p_task_means", "share_a_shown_left", "randomisation_binom_p"]),
+        "position_bias": _concat(
+            t["bias"],
+            [
+                "experiment",
+                "n_answers",
+                "mean_left_view",
+                "n_left_more",
+                "n_right_more",
+                "share_left_more",
+                "binom_p",
+                "t_p_task_means",
+                "share_a_shown_left",
+                "randomisation_binom_p",
+            ],
+        ),
         "rater_quality": rq,
         "excluded_raters": excluded.reset_index(drop=True),
-        "correlations": _concat(t["corr"], ["experiment", "level", "human_measure", "metric", "n", "pearson_r", "pearson_p", "spearman_rho", "spearman_p"]),
-        "power": _concat(t["power"], ["experiment", "statistic", "key", "estimate", "n_answers", "ci_width", "target_ci_width", "answers_needed"]),
+        "correlations": _concat(
+            t["corr"],
+            [
+                "experiment",
+                "level",
+                "human_measure",
+                "metric",
+                "n",
+                "pearson_r",
+                "pearson_p",
+                "spearman_rho",
+                "spearman_p",
+            ],
+        ),
+        "power": _concat(
+            t["power"],
+            [
+                "experiment",
+                "statistic",
+                "key",
+                "estimate",
+                "n_answers",
+                "ci_width",
+                "target_ci_width",
+                "answers_needed",
+            ],
+        ),
     }
     files: list[Path] = []
     for stem, table in tables.items():
@@ -261,7 +467,9 @@ def run_analysis(df_or_path, out_dir, *, options: AnalysisOptions | None = None)
             m.to_csv(p, index=False)
             files.append(p)
     if opts.figures:
-        files += figures.figure2(tables["explainability_index"], tables["forced_choice_summary"], model_acc, out)
+        files += figures.figure2(
+            tables["explainability_index"], tables["forced_choice_summary"], model_acc, out
+        )
         for name, info in responses.experiments.items():
             if info.kind == PAIRWISE:
                 files += figures.answer_distribution(tables["answer_distribution"], name, out)
@@ -284,7 +492,9 @@ def run_analysis(df_or_path, out_dir, *, options: AnalysisOptions | None = None)
     return result
 
 
-def _readme(responses: Responses, opts: AnalysisOptions, result: AnalysisResult, rq: pd.DataFrame) -> str:
+def _readme(
+    responses: Responses, opts: AnalysisOptions, result: AnalysisResult, rq: pd.DataFrame
+) -> str:
     n_catch = int(responses.df["is_catch"].sum())
     excl = result.excluded_raters
     state = "INCLUDED (--include-excluded)" if opts.include_excluded else "left out"
@@ -293,10 +503,17 @@ def _readme(responses: Responses, opts: AnalysisOptions, result: AnalysisResult,
         "",
         f"Input: {responses.source or 'DataFrame'}; {result.n_answers_in} answers, "
         f"{responses.df['rater'].nunique()} raters, {len(responses.experiments)} experiment(s): "
-        + ", ".join(f"{n} ({i.kind}{', ' + str(i.scale_points) + '-point' if i.scale_points else ''})" for n, i in responses.experiments.items()),
+        + ", ".join(
+            f"{n} ({i.kind}{', ' + str(i.scale_points) + '-point' if i.scale_points else ''})"
+            for n, i in responses.experiments.items()
+        ),
         f"Analysed answers: {result.n_answers_used} ({n_catch} catch-trial answers are used for rater quality only).",
         f"Excluded raters: {len(excl)} by the quality rules, {state}; see excluded_raters.csv"
-        + (f" ({', '.join(map(str, excl[:20]))}{' ...' if len(excl) > 20 else ''})." if excl else "."),
+        + (
+            f" ({', '.join(map(str, excl[:20]))}{' ...' if len(excl) > 20 else ''})."
+            if excl
+            else "."
+        ),
         "",
         "## Quality rules",
         *[f"- {line}" for line in opts.rules.describe()],
@@ -333,6 +550,3 @@ def write_zip(out_dir) -> bytes:
             if p.is_file():
                 z.write(p, p.relative_to(root).as_posix())
     return buf.getvalue()
-
-
-

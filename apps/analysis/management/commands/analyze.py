@@ -18,25 +18,48 @@ def _csv_list(value: str | None) -> tuple[str, ...] | None:
 
 
 class Command(BaseCommand):
-    help = "Analyse a study's answers: the paper's tables, CIs, tests and figures, written to --out."
+    help = (
+        "Analyse a study's answers: the paper's tables, CIs, tests and figures, written to --out."
+    )
 
     def add_arguments(self, parser) -> None:
         src = parser.add_mutually_exclusive_group(required=True)
         src.add_argument("--study", help="study slug (reads the study database)")
-        src.add_argument("--responses", help="response CSV in the export format (no database needed)")
+        src.add_argument(
+            "--responses", help="response CSV in the export format (no database needed)"
+        )
         parser.add_argument("--out", required=True, help="output directory (created if missing)")
-        parser.add_argument("--metrics", help="per-stimulus metrics CSV: condition,image_id,gini,rma,rra,deletion_auc")
-        parser.add_argument("--model-accuracy", help="per-condition model accuracy CSV: condition,test_accuracy")
-        parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates (0: no CIs)")
+        parser.add_argument(
+            "--metrics",
+            help="per-stimulus metrics CSV: condition,image_id,gini,rma,rra,deletion_auc",
+        )
+        parser.add_argument(
+            "--model-accuracy", help="per-condition model accuracy CSV: condition,test_accuracy"
+        )
+        parser.add_argument(
+            "--bootstrap", type=int, default=1000, help="bootstrap replicates (0: no CIs)"
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--ci-level", type=float, default=0.95)
-        parser.add_argument("--bootstrap-units", choices=["tasks", "raters", "both"], default="both")
-        parser.add_argument("--include-excluded", action="store_true", help="keep raters the quality rules exclude")
-        parser.add_argument("--min-catch-accuracy", type=float, default=QualityRules.min_catch_accuracy)
-        parser.add_argument("--straight-line-min", type=int, default=QualityRules.straight_line_min_answers)
+        parser.add_argument(
+            "--bootstrap-units", choices=["tasks", "raters", "both"], default="both"
+        )
+        parser.add_argument(
+            "--include-excluded", action="store_true", help="keep raters the quality rules exclude"
+        )
+        parser.add_argument(
+            "--min-catch-accuracy", type=float, default=QualityRules.min_catch_accuracy
+        )
+        parser.add_argument(
+            "--straight-line-min", type=int, default=QualityRules.straight_line_min_answers
+        )
         parser.add_argument("--min-median-ms", type=float, default=QualityRules.min_median_ms)
-        parser.add_argument("--target-ci-width", type=float, default=0.05, help="CI width for the power estimate")
-        parser.add_argument("--conditions", help="comma-separated known conditions; others are an error")
+        parser.add_argument(
+            "--target-ci-width", type=float, default=0.05, help="CI width for the power estimate"
+        )
+        parser.add_argument(
+            "--conditions", help="comma-separated known conditions; others are an error"
+        )
         parser.add_argument("--classes", help="comma-separated forced-choice classes")
         parser.add_argument("--no-figures", action="store_true")
 

@@ -56,10 +56,11 @@ def figure2(
         if x:
             ax.plot(x, y, "s-", color="tab:cyan", label=f"human-rater accuracy ({exp})")
             plotted = True
-    for exp, g in index.groupby("experiment", sort=True):
+    for n, (exp, g) in enumerate(index.groupby("experiment", sort=True)):
         x, y = _cpr_points(g, "index")
         if x:
-            ax2.plot(x, y, "^-", color="tab:orange", label=f"explainability index ({exp})")
+            color = ("tab:orange", "tab:red", "tab:brown", "tab:pink")[n % 4]
+            ax2.plot(x, y, "^-", color=color, label=f"explainability index ({exp})")
             plotted = True
     if not plotted:
         plt.close(fig)

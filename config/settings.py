@@ -106,6 +106,8 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")) or VAR_DIR / "media")
 # Where pipeline jobs keep checkpoints and intermediate files (never served).
 PIPELINE_ROOT = Path(env_str("PIPELINE_ROOT", str(VAR_DIR / "pipeline")) or VAR_DIR / "pipeline")
+# Cached analysis results for the results page (never served directly).
+RESULTS_ROOT = Path(env_str("RESULTS_ROOT", str(VAR_DIR / "results")) or VAR_DIR / "results")
 # Serve MEDIA_ROOT from Django (laptop, small deployments). Off behind nginx/S3.
 SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
 

@@ -5,6 +5,7 @@ from django.views.static import serve
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("apps.analysis.urls")),
     path("", include("apps.studies.urls")),
 ]
 

@@ -65,7 +65,9 @@ class StudyAdmin(admin.ModelAdmin):
     @admin.display(description="responses")
     def download(self, obj: Study) -> str:
         return format_html(
-            '<a href="{}">CSV</a>', reverse("admin:studies_study_export", args=[obj.pk])
+            '<a href="{}">CSV</a> · <a href="{}">results</a>',
+            reverse("admin:studies_study_export", args=[obj.pk]),
+            reverse("study-results", args=[obj.slug]),
         )
 
     @admin.display(description="rater links and progress")

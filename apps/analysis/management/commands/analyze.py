@@ -8,6 +8,8 @@ The ``--responses`` form reads the export CSV and touches no database.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.analysis.engine import AnalysisInputError, AnalysisOptions, QualityRules, run_analysis
@@ -64,13 +66,6 @@ class Command(BaseCommand):
         parser.add_argument("--no-figures", action="store_true")
 
     def handle(self, *args, **opts) -> None:
-        if opts["study"]:
-            # The study app's export will supply this: it writes the response CSV
-            # (and the metrics/model accuracy tables) for the slug, then we run as below.
-            raise CommandError(
-                "--study needs the study database export, which is not available yet; "
-                "export the answers to CSV and use --responses FILE.csv"
-            )
         options = AnalysisOptions(
             n_boot=opts["bootstrap"],
             seed=opts["seed"],
@@ -90,10 +85,24 @@ class Command(BaseCommand):
             classes=_csv_list(opts["classes"]),
         )
         try:
-            result = run_analysis(opts["responses"], opts["out"], options=options)
+            if opts["study"]:
+                result = _analyze_study(opts["study"], Path(opts["out"]), options)
+            else:
+                result = run_analysis(opts["responses"], opts["out"], options=options)
         except AnalysisInputError as exc:
             raise CommandError(str(exc)) from exc
         except FileNotFoundError as exc:
             raise CommandError(f"file not found: {exc.filename}") from exc
         for line in result.summary_lines():
             self.stdout.write(line)
+
+
+def _analyze_study(slug: str, out: Path, options: AnalysisOptions):
+    from apps.analysis.services import study_analyze
+    from apps.studies.models import Study
+
+    study = Study.objects.select_related("family").filter(slug=slug).first()
+    if study is None:
+        known = ", ".join(Study.objects.values_list("slug", flat=True)) or "none"
+        raise CommandError(f"No study '{slug}' (known: {known}).")
+    return study_analyze(study=study, out_dir=out, options=options)

@@ -47,6 +47,7 @@ bench-maps: install
 
 bench-analysis: install
 	$(PY) scripts/bench_analysis.py
+	$(PY) scripts/bench_export.py
 
 worker: install
 	$(UV) run --frozen celery -A config worker -Q gpu,cpu -c 1 --loglevel INFO

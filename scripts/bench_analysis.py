@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _memory import peak_rss_mb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = (
@@ -149,7 +151,7 @@ def _child(part: str, csv: Path, out: Path, n_boot: int, figures: bool) -> dict:
         res = run_analysis(csv, out, options=AnalysisOptions(n_boot=n_boot, figures=figures))
         info.update(rows=res.n_answers_in, files=len(res.files))
     info["seconds"] = time.perf_counter() - t0
-    info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    info["peak_rss_mb"] = peak_rss_mb()
     return info
 
 

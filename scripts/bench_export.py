@@ -41,7 +41,13 @@ def fill(n_answers: int, n_raters: int) -> str:
 
     from apps.pipeline.models import ModelFamily, ModelVariant, SourceImage, Stimulus
     from apps.studies.models import (
-        Assignment, Experiment, Participation, Rater, Response, Study, Task,
+        Assignment,
+        Experiment,
+        Participation,
+        Rater,
+        Response,
+        Study,
+        Task,
     )  # fmt: skip
 
     call_command("migrate", verbosity=0)

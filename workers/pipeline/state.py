@@ -1,0 +1,73 @@
+"""Work directory layout, done-markers and atomic JSON.
+
+A step is finished iff its marker ``workdir/steps/<step>.json`` exists. The
+marker is written last, atomically (temp file + ``os.replace``), after every
+output of the step, so a killed job either finished a step completely or will
+redo it; outputs of an unfinished step are simply overwritten. ``config.json``
+pins the work directory to one configuration: running a different config in
+the same directory is refused rather than mixing results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from workers.pipeline.config import PipelineConfig
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(jsonable(data), indent=1, allow_nan=False))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def jsonable(x: Any) -> Any:
+    """NaN/inf -> None (strict JSON), tuples -> lists, recursively."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [jsonable(v) for v in x]
+    return x
+
+
+def marker_path(workdir: Path, step: str) -> Path:
+    return Path(workdir) / "steps" / (step.replace(":", "__") + ".json")
+
+
+def read_marker(workdir: Path, step: str) -> dict | None:
+    p = marker_path(workdir, step)
+    if not p.exists():
+        return None
+    return read_json(p)
+
+
+def write_marker(workdir: Path, step: str, summary: dict) -> None:
+    write_json(marker_path(workdir, step), {"step": step, "finished_at": time.time(),
+                                           "summary": summary})  # fmt: skip
+
+
+def bind_config(workdir: Path, cfg: PipelineConfig) -> None:
+    """Store ``cfg`` in ``workdir/config.json``, or check it matches the stored one."""
+    path = Path(workdir) / "config.json"
+    if path.exists():
+        stored = read_json(path)
+        if stored != jsonable(cfg.to_dict()):
+            diff = sorted(k for k in set(stored) | set(cfg.to_dict())
+                          if stored.get(k) != jsonable(cfg.to_dict()).get(k))  # fmt: skip
+            raise ValueError(
+                f"{workdir} belongs to a different pipeline config (differs in {diff})"
+            )
+        return
+    write_json(path, cfg.to_dict())

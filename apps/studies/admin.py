@@ -1,3 +1,4 @@
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpRequest, StreamingHttpResponse
@@ -17,16 +18,55 @@ from apps.studies.models import (
     Task,
 )
 from apps.studies.selectors import experiment_progress
-from apps.studies.services import study_close, study_launch
+from apps.studies.services import experiment_check_design, study_close, study_launch
 
 
 def rater_link(experiment: Experiment) -> str:
     return f"{settings.PUBLIC_BASE_URL}{reverse('rater-join', args=[experiment.code])}"
 
 
+class ExperimentAdminForm(forms.ModelForm):
+    """Runs the services' design check, so the admin refuses what launch would refuse."""
+
+    class Meta:
+        model = Experiment
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        experiment = self.instance
+        for field, value in cleaned.items():
+            if hasattr(experiment, field) and field not in ("study", "id"):
+                setattr(experiment, field, value)
+        study = cleaned.get("study") or getattr(experiment, "study", None)
+        if study is not None and study.family_id and not self.errors:
+            experiment.study = study
+            try:
+                experiment_check_design(experiment)
+            except ApplicationError as exc:
+                raise forms.ValidationError(exc.message) from None
+        return cleaned
+
+
 class ExperimentInline(admin.StackedInline):
     model = Experiment
+    form = ExperimentAdminForm
     extra = 0
+
+    def _locked(self, obj) -> bool:
+        return obj is not None and obj.status != Study.Status.DRAFT
+
+    def get_readonly_fields(self, request, obj=None):
+        if self._locked(obj):
+            return [f.name for f in Experiment._meta.fields]
+        return super().get_readonly_fields(request, obj)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return not self._locked(obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return not self._locked(obj)
+
     fields = (
         ("slug", "name", "position"),
         ("kind", "scale_points", "stimulus_kind", "method"),
@@ -121,6 +161,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
+    form = ExperimentAdminForm
     list_display = ("__str__", "kind", "scale_points", "stimulus_kind", "answers_per_task", "link")
     list_filter = ("study", "kind")
     readonly_fields = ("code",)

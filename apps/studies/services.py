@@ -105,7 +105,7 @@ def experiment_create(
         position=study.experiments.count() if position is None else position,
     )
     experiment.full_clean()
-    _experiment_check_design(experiment)
+    experiment_check_design(experiment)
     experiment.save()
     return experiment
 
@@ -114,7 +114,8 @@ def _variants_by_label(family: ModelFamily) -> dict[str, ModelVariant]:
     return {v.label: v for v in family.variants.all()}
 
 
-def _experiment_check_design(experiment: Experiment) -> None:
+def experiment_check_design(experiment: Experiment) -> None:
+    """Raise ``ApplicationError`` naming what is wrong with an experiment's design."""
     family = experiment.study.family
     variants = _variants_by_label(family)
     where = f"Experiment '{experiment.slug}'"
@@ -186,7 +187,7 @@ def experiment_generate_tasks(*, experiment: Experiment) -> Experiment:
     """
     if experiment.tasks.exists():
         return experiment
-    _experiment_check_design(experiment)
+    experiment_check_design(experiment)
     variants = _variants_by_label(experiment.study.family)
     rng = random.Random(f"{experiment.study.seed}:{experiment.slug}")
     rows: list[Task] = []

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from apps.pipeline.models import PipelineJob
+from apps.studies.models import Experiment, Study
+from tests.factories import family_with_stimuli
+from tests.studies.helpers import launched_study
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client_() -> Client:
+    user = get_user_model().objects.create_superuser("adm", "adm@example.invalid", "pw-123456")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _study_form(family, **experiment) -> dict:
+    data = {
+        "name": "Admin study",
+        "slug": "admin-study",
+        "description": "",
+        "family": family.pk,
+        "seed": 0,
+        "experiments-TOTAL_FORMS": "1",
+        "experiments-INITIAL_FORMS": "0",
+        "experiments-MIN_NUM_FORMS": "0",
+        "experiments-MAX_NUM_FORMS": "1000",
+        "experiments-0-slug": "e1",
+        "experiments-0-name": "E1",
+        "experiments-0-position": "0",
+        "experiments-0-kind": "pairwise",
+        "experiments-0-scale_points": "5",
+        "experiments-0-stimulus_kind": "heat",
+        "experiments-0-method": "gradcam",
+        "experiments-0-pairs": '[["cpr1", "cpr2"]]',
+        "experiments-0-conditions": "[]",
+        "experiments-0-images_per_class": "1",
+        "experiments-0-answers_per_task": "5",
+        "experiments-0-tasks_per_rater": "10",
+        "experiments-0-instructions": "",
+    }
+    data.update({f"experiments-0-{k}": v for k, v in experiment.items()})
+    return data
+
+
+def test_admin_refuses_an_experiment_with_an_unknown_variant(admin_client_):
+    family = family_with_stimuli(slug="adm1", images_per_class=1)
+    response = admin_client_.post(
+        "/admin/studies/study/add/", _study_form(family, pairs='[["cpr1", "cpr3"]]')
+    )
+    assert response.status_code == 200
+    assert "unknown variant(s) cpr3" in response.content.decode()
+    assert not Study.objects.exists()
+
+
+def test_admin_creates_and_launches_a_study_and_shows_links(admin_client_):
+    family = family_with_stimuli(slug="adm2", images_per_class=1)
+    response = admin_client_.post("/admin/studies/study/add/", _study_form(family))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    study = Study.objects.get(slug="admin-study")
+    admin_client_.post(
+        "/admin/studies/study/", {"action": "launch", "_selected_action": [study.pk]}
+    )
+    study.refresh_from_db()
+    assert study.status == Study.Status.LIVE
+    assert Experiment.objects.get(study=study).tasks.count() == 10
+    page = admin_client_.get(f"/admin/studies/study/{study.pk}/change/").content.decode()
+    assert f"/r/{study.experiments.get().code}/" in page
+
+
+def test_launched_study_experiments_are_read_only(admin_client_):
+    study = launched_study()
+    page = admin_client_.get(f"/admin/studies/study/{study.pk}/change/").content.decode()
+    assert 'name="experiments-0-pairs"' not in page
+
+
+def test_admin_pages_render(admin_client_):
+    launched_study()
+    PipelineJob.objects.create(family=Study.objects.get().family, status="failed", error="boom")
+    for url in [
+        "/admin/",
+        "/admin/pipeline/pipelinejob/",
+        "/admin/pipeline/modelfamily/",
+        "/admin/pipeline/stimulus/",
+        "/admin/studies/study/",
+        "/admin/studies/experiment/",
+        "/admin/studies/task/",
+        "/admin/studies/response/",
+        "/admin/pipeline/sourceimage/",
+    ]:
+        assert admin_client_.get(url).status_code == 200, url

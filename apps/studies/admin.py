@@ -30,7 +30,11 @@ class ExperimentAdminForm(forms.ModelForm):
 
     class Meta:
         model = Experiment
-        fields = "__all__"
+        fields = (
+            "study", "slug", "name", "position", "kind", "scale_points", "stimulus_kind", "method",
+            "pairs", "conditions", "images_per_class", "answers_per_task", "tasks_per_rater",
+            "one_task_per_image", "instructions",
+        )  # fmt: skip
 
     def clean(self):
         cleaned = super().clean()

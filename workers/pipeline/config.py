@@ -54,12 +54,12 @@ class PipelineConfig:
     train_optimizer: str = "adam"
     weight_decay: float = 0.0
     batch_size: int = 32
-    augment: str | None = None  # None: "dihedral" for generated data, else "hflip"
+    augment: str | None = None  # None: "none" for generated data, else "hflip"
     target_accuracy: float | None = 0.97  # stop training early once val accuracy reaches it
     # --- retraining after each pruning step
     finetune_max_epochs: int = 2
     finetune_patience: int = 1
-    finetune_lr: float = 5e-4
+    finetune_lr: float = 1e-3
     rewind_epoch: int = 1  # lottery: weights rewound to this epoch of the original training
     # --- data
     image_size: int = 64  # demo_vgg input size (torchvision archs use their weights' 224)
@@ -178,7 +178,7 @@ class PipelineConfig:
     def augment_mode(self) -> str:
         if self.augment is not None:
             return self.augment
-        return "dihedral" if self.dataset == "generated" else "hflip"
+        return "none" if self.dataset == "generated" else "hflip"
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(

@@ -113,6 +113,9 @@ def _variant_summary(
     ctx: RunContext, model: torch.nn.Module, *, label: str, cpr_target: float, sha: str,
     timings: dict, extra: dict | None = None,
 ) -> dict:  # fmt: skip
+    t0 = time.perf_counter()
+    accuracies = _accuracies(ctx, model)
+    timings = timings | {"eval_s": time.perf_counter() - t0}
     report = layer_report(model, ctx.cfg.prune_scope)
     conv_rows = [r for r in report if r.kind == "conv"]
     dense = sum(r.total for r in conv_rows)
@@ -124,7 +127,7 @@ def _variant_summary(
         "cpr_scope": ctx.cfg.prune_scope,
         "cpr_measured_in_scope": scope_cpr(model, ctx.cfg.prune_scope),
         "conv_sparsity": 1.0 - left / dense if dense else 0.0,
-        **_accuracies(ctx, model),
+        **accuracies,
         "checkpoint": f"variants/{label}.pt",
         "checkpoint_sha256": sha,
         "per_layer": [r.to_dict() for r in report],
@@ -156,7 +159,7 @@ def step_train(ctx: RunContext, progress: StepProgress) -> dict:
     )  # fmt: skip
     return _variant_summary(
         ctx, model, label="cpr1", cpr_target=1.0, sha=sha,
-        timings={"train_s": t1 - t0, "eval_s": time.perf_counter() - t1},
+        timings={"train_s": t1 - t0},
         extra={"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
                "history": result.history},
     )  # fmt: skip
@@ -194,7 +197,7 @@ def step_prune(ctx: RunContext, cpr: float, progress: StepProgress) -> dict:
     )  # fmt: skip
     summary = _variant_summary(
         ctx, model, label=label, cpr_target=cpr, sha=sha,
-        timings={"prune_s": t1 - t0, "retrain_s": t2 - t1, "eval_s": time.perf_counter() - t2},
+        timings={"prune_s": t1 - t0, "retrain_s": t2 - t1},
         extra={"parent": prev, "prune_method": cfg.prune_method, "schedule": cfg.schedule,
                "epochs_run": result.epochs_run, "history": result.history},
     )  # fmt: skip

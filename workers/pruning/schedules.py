@@ -33,7 +33,9 @@ SCHEDULES: tuple[str, ...] = ("iterative", "lottery", "lr_rewind")
 @dataclass(frozen=True)
 class ScheduleConfig:
     kind: str = "iterative"
-    finetune: TrainConfig = field(default_factory=lambda: TrainConfig(max_epochs=3, lr=5e-4))
+    finetune: TrainConfig = field(
+        default_factory=lambda: TrainConfig(max_epochs=2, patience=1, lr=1e-3)
+    )
     retrain: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:

@@ -11,9 +11,12 @@ normalised per image to [0, 1] (a constant map becomes all zeros; see
 :func:`workers.render.is_blank`).
 
 Efficiency and safety (STYLE 7, 9):
-- The forward hook *detaches* the layer output and re-enables grad on it, so
-  the autograd graph starts at the target layer: nothing before it is recorded,
-  and ``torch.autograd.grad(score, A)`` computes only dscore/dA — no weight
+- The forward runs under ``torch.no_grad()``; the target layer's forward hook
+  switches grad mode on and returns its output *detached* with
+  ``requires_grad=True``, and parameters are frozen for the call, so the
+  autograd graph starts at the target layer: the prefix runs at inference
+  cost, only the head is recorded, and
+  ``torch.autograd.grad(score, A)`` computes only dscore/dA — no weight
   gradients, no ``.grad`` fields touched, no ``loss.backward()``.
 - For torchvision VGG-16 the default layer is ``features[29]`` (post in-place
   ReLU); because we read the ReLU module's *output* and differentiate w.r.t.
@@ -53,6 +56,9 @@ def capture_layer_output(layer: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
     def hook(_m: nn.Module, _inp: tuple, out: torch.Tensor) -> torch.Tensor:
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"target layer must output a tensor, got {type(out).__name__}")
+        # The prefix ran under no_grad (cheapest path); record the head from here on.
+        # The caller's ``torch.no_grad()`` block restores the previous mode on exit.
+        torch.set_grad_enabled(True)
         a = out.detach().requires_grad_(True)
         store["A"] = a
         return a
@@ -62,6 +68,24 @@ def capture_layer_output(layer: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
         yield store
     finally:
         handle.remove()
+
+
+@contextmanager
+def frozen_parameters(model: nn.Module) -> Iterator[None]:
+    """Temporarily mark every parameter ``requires_grad=False`` (restored on exit).
+
+    With parameters frozen and the hooked activation as the only leaf that
+    requires grad, autograd records nothing before the target layer and only
+    the (small) head after it, so a CAM costs about one inference forward.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def check_targets(targets: torch.Tensor | list[int] | None, n: int) -> torch.Tensor | None:
@@ -87,8 +111,9 @@ def layer_activations_and_grads(
     name = module_name(model, layer)
     dev = next(model.parameters()).device
     images = images.to(dev)
-    with torch.enable_grad(), capture_layer_output(layer) as store:
-        logits = model(images)  # (N, num_classes)
+    with frozen_parameters(model), capture_layer_output(layer) as store:
+        with torch.no_grad():  # the hook switches grad on at the target layer
+            logits = model(images)  # (N, num_classes)
         if "A" not in store:
             raise RuntimeError(f"layer {name!r} was not called in the forward pass")
         if tgt is None:
@@ -97,6 +122,8 @@ def layer_activations_and_grads(
         if int(tgt.min()) < 0 or int(tgt.max()) >= logits.shape[1]:
             raise ValueError(f"targets must be class indices in [0, {logits.shape[1]})")
         score = logits.gather(1, tgt[:, None]).sum()
+        if not score.requires_grad:
+            raise RuntimeError(f"no gradient path from layer {name!r} to the class scores")
         (grads,) = torch.autograd.grad(score, store["A"])
     return store["A"].detach(), grads, logits.detach(), tgt, name
 

@@ -183,3 +183,32 @@ def test_demo_model_reaches_90_percent_on_the_generated_set(tmp_path) -> None:
     summary = run_step(cfg, tmp_path, "train")
     # then the unpruned demo model is at least 90 % accurate on the test split
     assert summary["test_accuracy"] >= 0.90, summary["history"]
+
+
+@pytest.mark.parametrize(
+    ("prune_method", "schedule", "scope"),
+    [
+        ("layerwise", "iterative", "conv"),
+        ("global", "lottery", "all"),
+        ("global", "lr_rewind", "conv"),
+        ("structured", "iterative", "conv"),
+    ],
+)
+def test_pruning_variants_run_through_the_pipeline(
+    colour_tree, tmp_path, prune_method, schedule, scope
+) -> None:
+    # given a tiny run with another pruning method / schedule / scope
+    cfg = _tiny_cfg(colour_tree, prune_method=prune_method, schedule=schedule,
+                    prune_scope=scope, methods=("gradcam_pp",), images_per_class=1)  # fmt: skip
+    # when it runs end to end
+    manifest = run_pipeline(cfg, tmp_path)
+    # then every variant reaches its CPR (structured: within the documented tolerance)
+    from workers.pruning import STRUCTURED_CPR_RTOL
+
+    rel = STRUCTURED_CPR_RTOL if prune_method == "structured" else 1e-3
+    for v in manifest["variants"]:
+        assert v["cpr_measured_in_scope"] == pytest.approx(v["cpr_target"], rel=rel)
+        assert v["cpr_scope"] == scope
+    assert {s["method"] for s in manifest["stimuli"]} == {"gradcam_pp"}
+    if schedule == "lottery":
+        assert (tmp_path / "variants" / "rewind.pt").exists()

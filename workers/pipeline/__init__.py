@@ -21,12 +21,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from workers.pipeline.attribute import step_attribute
 from workers.pipeline.config import DATASETS, PipelineConfig, cpr_label
 from workers.pipeline.context import RunContext
 from workers.pipeline.manifest import build_manifest, load_manifest
 from workers.pipeline.state import bind_config, read_marker, write_json, write_marker
 from workers.pipeline.steps import (
-    step_attribute,
     step_data,
     step_metrics,
     step_prune,

@@ -50,16 +50,16 @@ class PipelineConfig:
     # --- training (initial fit / fine-tuning of pretrained weights)
     train_max_epochs: int = 10
     train_patience: int = 3
-    train_lr: float = 2e-3
+    train_lr: float | None = None  # None: 2e-3 from scratch (demo), 1e-4 for pretrained weights
     train_optimizer: str = "adam"
     weight_decay: float = 0.0
     batch_size: int = 32
     augment: str | None = None  # None: "none" for generated data, else "hflip"
-    target_accuracy: float | None = 0.97  # stop training early once val accuracy reaches it
+    target_accuracy: float | None = None  # stop training early once val accuracy reaches it
     # --- retraining after each pruning step
     finetune_max_epochs: int = 2
     finetune_patience: int = 1
-    finetune_lr: float = 1e-3
+    finetune_lr: float | None = None  # None: half the training lr
     rewind_epoch: int = 1  # lottery: weights rewound to this epoch of the original training
     # --- data
     image_size: int = 64  # demo_vgg input size (torchvision archs use their weights' 224)
@@ -139,6 +139,10 @@ class PipelineConfig:
             not 0 <= int(v) <= 255 for v in self.occlusion_fill
         ):
             e.append("occlusion_fill must be three ints in [0, 255]")
+        if self.train_lr is not None and not self.train_lr > 0:
+            e.append("train_lr must be > 0")
+        if self.finetune_lr is not None and not self.finetune_lr > 0:
+            e.append("finetune_lr must be > 0")
         if self.rewind_epoch < 0 or self.rewind_epoch > self.train_max_epochs:
             e.append("rewind_epoch must be in [0, train_max_epochs]")
         return e
@@ -175,6 +179,18 @@ class PipelineConfig:
             test_per_class=self.gen_test_per_class,
         )
 
+    def resolved_train_lr(self) -> float:
+        """Adam lr: 2e-3 trains the demo net from scratch in a minute; pretrained
+        ImageNet features are fine-tuned gently (1e-4) so they are not destroyed."""
+        if self.train_lr is not None:
+            return self.train_lr
+        if self.pretrained:
+            return 1e-4
+        return 2e-3 if self.architecture == "demo_vgg" else 1e-3
+
+    def resolved_finetune_lr(self) -> float:
+        return self.finetune_lr if self.finetune_lr is not None else self.resolved_train_lr() / 2
+
     def augment_mode(self) -> str:
         if self.augment is not None:
             return self.augment
@@ -184,7 +200,7 @@ class PipelineConfig:
         return TrainConfig(
             max_epochs=self.train_max_epochs,
             patience=self.train_patience,
-            lr=self.train_lr,
+            lr=self.resolved_train_lr(),
             optimizer=self.train_optimizer,
             weight_decay=self.weight_decay,
             batch_size=self.batch_size,
@@ -202,7 +218,7 @@ class PipelineConfig:
             self.train_config(),
             max_epochs=self.finetune_max_epochs,
             patience=self.finetune_patience,
-            lr=self.finetune_lr,
+            lr=self.resolved_finetune_lr(),
             seed=seed,
             rewind_epoch=None,
         )

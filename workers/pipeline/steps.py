@@ -9,7 +9,6 @@ re-running a step gives the same result.
 from __future__ import annotations
 
 import importlib.metadata
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,21 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workers.attribution import ATTRIBUTION_METHODS, LAYER_METHODS
 from workers.data import (
     generate_dataset,
     index_image_folder,
     index_imagenette,
     load_masks,
 )
-from workers.metrics import (
-    curve_area,
-    deletion_curve,
-    gini,
-    relevance_mass_accuracy,
-    relevance_rank_accuracy,
-)
-from workers.models import build_model, default_target_layer, module_name
+from workers.models import build_model
 from workers.pipeline.config import PipelineConfig, cpr_label
 from workers.pipeline.context import RunContext
 from workers.pipeline.state import read_marker, write_json
@@ -45,10 +36,6 @@ from workers.pruning import (
     scope_cpr,
 )
 from workers.render import (
-    COLORMAP_NAME,
-    heatmap_batch,
-    is_blank,
-    occlusion_batch,
     resize_for_display,
     save_png,
 )
@@ -209,7 +196,7 @@ def step_prune(ctx: RunContext, cpr: float, progress: StepProgress) -> dict:
 
 
 # --- select -------------------------------------------------------------------------------
-def _key_file(key: str) -> str:
+def key_file(key: str) -> str:
     return key.replace("\\", "_") + ".png"
 
 
@@ -235,14 +222,14 @@ def step_select(ctx: RunContext, progress: StepProgress) -> dict:
     disp, _ = resize_for_display(images, maps0, size=size)
     out = []
     for k, rec in enumerate(records):
-        file = f"images/{_key_file(rec.key)}"
+        file = f"images/{key_file(rec.key)}"
         save_png(ctx.workdir / file, disp[k].permute(1, 2, 0).numpy())
         mask_file = None
         if masks is not None:
             m = torch.nn.functional.interpolate(
                 masks[k][None, None].float(), size=(size, size), mode="nearest"
             )[0, 0]
-            mask_file = f"masks/{_key_file(rec.key)}"
+            mask_file = f"masks/{key_file(rec.key)}"
             save_png(ctx.workdir / mask_file, (m.numpy() * 255).astype(np.uint8))
         out.append({"key": rec.key, "class_index": rec.label, "split": rec.split,
                     "file": file, "mask": mask_file, "source": rec.path})  # fmt: skip
@@ -253,80 +240,6 @@ def step_select(ctx: RunContext, progress: StepProgress) -> dict:
         "shortfall": {ctx.index.class_names[c]: n for c, n in sel.shortfall.items()},
         "display_size": size,
     }
-
-
-# --- attribute ----------------------------------------------------------------------------
-def step_attribute(ctx: RunContext, label: str, progress: StepProgress) -> dict:
-    cfg = ctx.cfg
-    sel = read_marker(ctx.workdir, "select")
-    if sel is None:
-        raise RuntimeError("attribute step needs the select step")
-    chosen = sel["summary"]["images"]
-    by_key = {r.key: r for r in ctx.index.splits["test"]}
-    records = [by_key[c["key"]] for c in chosen]
-    variant = read_marker(ctx.workdir, "train" if label == "cpr1" else f"prune:{label[3:]}")
-    assert variant is not None
-    vs = variant["summary"]
-    model = ctx.load_variant(label)
-    layer = default_target_layer(model)
-    layer_name = module_name(model, layer)
-    images_u8, _ = ctx.images(records)  # (N, 3, H, W) uint8, CPU
-    masks = load_masks(records, ctx.preprocessing)
-    size = ctx.display_size
-    vers = versions()
-    stimuli: list[dict] = []
-    bs = cfg.attribution_batch_size
-    n_jobs = len(cfg.methods) * math.ceil(len(records) / bs)
-    done = 0
-    for method in cfg.methods:
-        fn = ATTRIBUTION_METHODS[method]
-        for start in range(0, len(records), bs):
-            u8 = images_u8[start : start + bs].to(ctx.device)
-            x = ctx.preprocessing.normalize(u8)  # (B, 3, H, W)
-            with torch.no_grad():
-                pred = model(x).argmax(1)  # (B,)
-            maps = fn(model, x, targets=pred, layer=layer)  # (B, H, W) in [0, 1]
-            metrics = {"gini": gini(maps).cpu()}
-            if masks is not None:
-                mk = masks[start : start + bs].to(ctx.device)
-                metrics["rma"] = relevance_mass_accuracy(maps, mk).cpu()
-                metrics["rra"] = relevance_rank_accuracy(maps, mk).cpu()
-            if cfg.deletion_steps > 0:
-                fr, probs = deletion_curve(model, x, maps, targets=pred, steps=cfg.deletion_steps,
-                                           baseline=cfg.deletion_baseline)  # fmt: skip
-                metrics["deletion_auc"] = curve_area(fr, probs)
-            d_img, d_maps = resize_for_display(u8, maps, size=size)
-            rendered = {
-                "heat": heatmap_batch(d_img, d_maps, alpha=cfg.alpha).cpu().numpy(),
-                "occlusion": occlusion_batch(d_img, d_maps, hidden=cfg.hidden,
-                                             fill=cfg.occlusion_fill).cpu().numpy(),
-            }  # fmt: skip
-            maps_cpu = maps.detach().cpu()
-            for b in range(u8.shape[0]):
-                rec = records[start + b]
-                blank = is_blank(maps_cpu[b])
-                for kind, arr in rendered.items():
-                    file = f"stimuli/{label}/{method}/{kind}/{_key_file(rec.key)}"
-                    save_png(ctx.workdir / file, arr[b])
-                    stimuli.append({
-                        "image_key": rec.key, "variant": label, "kind": kind, "method": method,
-                        "file": file, "predicted_class": int(pred[b]), "blank": blank,
-                        "metrics": {k: float(v[b]) for k, v in metrics.items()},
-                        "provenance": {
-                            "checkpoint_sha256": vs["checkpoint_sha256"],
-                            "cpr": vs["cpr_target"], "cpr_measured": vs["cpr_measured"],
-                            "method": method,
-                            "layer": layer_name if method in LAYER_METHODS else None,
-                            "colormap": COLORMAP_NAME, "alpha": cfg.alpha, "hidden": cfg.hidden,
-                            "occlusion_fill": list(cfg.occlusion_fill),
-                            "display_size": size,
-                            "preprocessing": ctx.preprocessing.describe(),
-                            "seed": cfg.seed, "versions": vers,
-                        },
-                    })  # fmt: skip
-            done += 1
-            progress(done / n_jobs, f"{label}: {method} {start + u8.shape[0]}/{len(records)}")
-    return {"variant": label, "layer": layer_name, "stimuli": stimuli}
 
 
 # --- metrics ------------------------------------------------------------------------------

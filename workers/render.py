@@ -40,7 +40,10 @@ COLORMAP_NAME = "jet"
 
 def _jet_lut() -> np.ndarray:
     x = np.linspace(0.0, 1.0, 256)
-    chans = [np.interp(x, *zip(*_JET[c], strict=True)) for c in ("red", "green", "blue")]
+    chans = [
+        np.interp(x, [p[0] for p in _JET[c]], [p[1] for p in _JET[c]])
+        for c in ("red", "green", "blue")
+    ]
     return (np.stack(chans, 1) * 255.0).astype(np.float32)  # (256, 3) in [0, 255]
 
 

@@ -166,7 +166,7 @@ def _cam(
     else:
         weights = g.mean((2, 3))  # (N, K)
     cam = torch.relu((weights[:, :, None, None] * a).sum(1))  # (N, h, w)
-    maps = normalize_maps(cam, tuple(images.shape[-2:]))
+    maps = normalize_maps(cam, (int(images.shape[-2]), int(images.shape[-1])))
     return CamResult(maps=maps, logits=logits, targets=tgt, layer=name)
 
 

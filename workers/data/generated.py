@@ -171,7 +171,8 @@ def _background(size: int, rng: np.random.Generator) -> Image.Image:
     draw = ImageDraw.Draw(img)
 
     def clutter_colour() -> tuple[int, int, int]:
-        return tuple(int(v) for v in np.clip(base + rng.uniform(-70, 70, size=3), 0, 255))
+        r, g, b = (int(v) for v in np.clip(base + rng.uniform(-70, 70, size=3), 0, 255))
+        return r, g, b
 
     for _ in range(int(rng.integers(6, 14))):
         x0, y0, x1, y1 = (float(v) for v in rng.uniform(0, size, size=4))
@@ -278,6 +279,6 @@ def generate_dataset(*, root: Path, config: GeneratedDatasetConfig) -> DatasetIn
             rng = np.random.default_rng((config.seed, split_ids[split], rec.label, i))
             img, mask = draw_sample(rec.label, image_size=config.image_size, rng=rng)
             img.save(rec.path, format="PNG")
-            mask.save(rec.mask, format="PNG")
+            mask.save(str(rec.mask), format="PNG")
     meta_path.write_text(json.dumps(_meta(config), indent=1))
     return index

@@ -103,7 +103,9 @@ def run_step(
     summary.setdefault("seconds", time.perf_counter() - t0)
     write_marker(workdir, step, summary)
     report(1.0, f"{step} done")
-    return read_marker(workdir, step)["summary"]  # the JSON form, same as a later call returns
+    stored = read_marker(workdir, step)
+    assert stored is not None
+    return stored["summary"]  # the JSON form, exactly what a later call returns
 
 
 def run_pipeline(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -29,6 +29,7 @@ PRELOAD_LIMIT_BYTES = 512 * 1024**2  # splits smaller than this are decoded once
 class RunContext:
     cfg: PipelineConfig
     workdir: Path
+    _datasets: dict[str, Dataset] = field(default_factory=dict, repr=False)
 
     @cached_property
     def device(self) -> torch.device:
@@ -57,11 +58,15 @@ class RunContext:
         return self.cfg.display_size or max(224, self.preprocessing.crop)
 
     def dataset(self, split: str) -> Dataset:
-        recs = self.index.splits[split]
-        c = self.preprocessing.crop
-        if len(recs) * 3 * c * c <= PRELOAD_LIMIT_BYTES:
-            return preload(recs, self.preprocessing)
-        return ImageDataset(recs, self.preprocessing)
+        """uint8 dataset of ``split``; small splits are decoded once per step and cached."""
+        if split not in self._datasets:
+            recs = self.index.splits[split]
+            c = self.preprocessing.crop
+            if len(recs) * 3 * c * c <= PRELOAD_LIMIT_BYTES:
+                self._datasets[split] = preload(recs, self.preprocessing)
+            else:
+                self._datasets[split] = ImageDataset(recs, self.preprocessing)
+        return self._datasets[split]
 
     def images(self, records: list[ImageRecord]) -> tuple[torch.Tensor, torch.Tensor]:
         return load_images(records, self.preprocessing)

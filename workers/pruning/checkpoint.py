@@ -24,6 +24,7 @@ import hashlib
 import io
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -93,11 +94,11 @@ def _conform_shapes(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
         w = state[key]
         new: nn.Module | None = None
         if isinstance(m, nn.Conv2d) and tuple(w.shape) != tuple(m.weight.shape):
-            new = nn.Conv2d(
-                w.shape[1] * m.groups, w.shape[0], m.kernel_size, stride=m.stride,
-                padding=m.padding, dilation=m.dilation, groups=m.groups,
-                bias=m.bias is not None,
-            )  # fmt: skip
+            new = copy.deepcopy(m)  # keeps kernel/stride/padding/dilation/groups
+            new.in_channels, new.out_channels = int(w.shape[1]) * m.groups, int(w.shape[0])
+            new.weight = nn.Parameter(torch.empty_like(w))
+            if m.bias is not None:
+                new.bias = nn.Parameter(torch.empty(int(w.shape[0])))
         elif isinstance(m, nn.Linear) and tuple(w.shape) != tuple(m.weight.shape):
             new = nn.Linear(w.shape[1], w.shape[0], bias=m.bias is not None)
         elif isinstance(m, nn.BatchNorm2d) and w.shape[0] != m.num_features:
@@ -145,8 +146,9 @@ def load_checkpoint(
     demo = build.get("demo_config")
     if demo is not None:
         names = {f.name for f in fields(DemoVGGConfig)}
-        demo = DemoVGGConfig(**{k: tuple(v) if k == "plan" else v for k, v in demo.items()
-                                if k in names})  # fmt: skip
+        kwargs: dict[str, Any] = {k: v for k, v in demo.items() if k in names}
+        kwargs["plan"] = tuple(kwargs.get("plan", DemoVGGConfig().plan))
+        demo = DemoVGGConfig(**kwargs)
     model = build_model(
         arch=build["arch"], num_classes=build["num_classes"], pretrained=False, demo_config=demo
     )

@@ -39,6 +39,19 @@ def modules_in_scope(model: nn.Module, scope: str) -> list[tuple[str, nn.Module]
     return [(n, m) for n, m in model.named_modules() if isinstance(m, types)]
 
 
+def tensor_attr(module: nn.Module, name: str) -> torch.Tensor:
+    """``module.<name>`` as a tensor (typed access to ``weight``, ``weight_orig``, ...)."""
+    t = getattr(module, name)
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{type(module).__name__}.{name} is not a tensor")
+    return t
+
+
+def weight_numel(module: nn.Module) -> int:
+    """Dense size of the module's weight (``weight_orig`` when reparametrised)."""
+    return tensor_attr(module, "weight_orig" if is_reparametrised(module) else "weight").numel()
+
+
 def is_reparametrised(module: nn.Module, name: str = "weight") -> bool:
     return hasattr(module, f"{name}_orig") and hasattr(module, f"{name}_mask")
 
@@ -46,8 +59,8 @@ def is_reparametrised(module: nn.Module, name: str = "weight") -> bool:
 def effective_weight(module: nn.Module) -> torch.Tensor:
     """The weight the next forward will use, recomputed (never the stale attribute)."""
     if is_reparametrised(module):
-        return module.weight_orig.detach() * module.weight_mask
-    return module.weight.detach()
+        return tensor_attr(module, "weight_orig").detach() * tensor_attr(module, "weight_mask")
+    return tensor_attr(module, "weight").detach()
 
 
 def remaining_weights(module: nn.Module) -> int:
@@ -63,17 +76,16 @@ def unmasked_weights(module: nn.Module) -> int:
     non-zero count still lands on the target.
     """
     if is_reparametrised(module):
-        return int(torch.count_nonzero(module.weight_mask))
-    return module.weight.numel()
+        return int(torch.count_nonzero(tensor_attr(module, "weight_mask")))
+    return tensor_attr(module, "weight").numel()
 
 
 def dense_counts(model: nn.Module) -> dict:
     """Dense per-scope and per-layer weight counts: stored value if any, else current numel."""
     stored = getattr(model, DENSE_ATTR, None)
-    if stored is not None:
+    if isinstance(stored, dict):
         return stored
-    layers = {n: m.weight_orig.numel() if is_reparametrised(m) else m.weight.numel()
-              for n, m in modules_in_scope(model, "all")}  # fmt: skip
+    layers = {n: weight_numel(m) for n, m in modules_in_scope(model, "all")}
     conv = {n for n, _ in modules_in_scope(model, "conv")}
     return {
         "conv": sum(v for n, v in layers.items() if n in conv),
@@ -120,7 +132,7 @@ def layer_report(model: nn.Module, scope: str = "conv") -> list[LayerReport]:
     in_scope = {n for n, _ in modules_in_scope(model, scope)}
     rows = []
     for name, m in modules_in_scope(model, "all"):
-        total = dense.get(name, m.weight_orig.numel() if is_reparametrised(m) else m.weight.numel())
+        total = dense.get(name, weight_numel(m))
         left = remaining_weights(m)
         rows.append(
             LayerReport(

@@ -29,7 +29,12 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from workers.pruning.counting import is_reparametrised, modules_in_scope, remember_dense_counts
+from workers.pruning.counting import (
+    is_reparametrised,
+    modules_in_scope,
+    remember_dense_counts,
+    weight_numel,
+)
 
 STRUCTURED_CPR_RTOL = 0.05
 
@@ -42,7 +47,7 @@ def _final_linear(model: nn.Module) -> nn.Module:
 
 
 def _conv_count(model: nn.Module) -> int:
-    return sum(m.weight.numel() for _, m in modules_in_scope(model, "conv"))
+    return sum(weight_numel(m) for _, m in modules_in_scope(model, "conv"))
 
 
 def _apply_ratio(model: nn.Module, ratio: float, *, scope: str, example: torch.Tensor) -> None:

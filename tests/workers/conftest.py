@@ -21,16 +21,24 @@ def tiny_model() -> DemoVGG:
 
 
 def write_colour_tree(root: Path, *, per_split: dict[str, int], size: int = 32) -> list[str]:
-    """ImageFolder tree with two trivially separable classes (reddish vs bluish noise)."""
+    """ImageFolder tree with two trivially separable classes (reddish vs bluish noise).
+
+    Every image gets an object mask (its left half) under ``masks/<split>/<class>/``.
+    """
+    mask = np.zeros((size, size), dtype=np.uint8)
+    mask[:, : size // 2] = 255
     rng = np.random.default_rng(0)
     classes = {"blue": (40, 60, 200), "red": (200, 50, 40)}
     for split, n in per_split.items():
         for name, colour in classes.items():
             folder = root / split / name
+            masks = root / "masks" / split / name
             folder.mkdir(parents=True, exist_ok=True)
+            masks.mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 arr = np.clip(np.array(colour) + rng.normal(0, 25, (size, size, 3)), 0, 255)
                 Image.fromarray(arr.astype(np.uint8)).save(folder / f"{i:03d}.png")
+                Image.fromarray(mask).save(masks / f"{i:03d}.png")
     return sorted(classes)
 
 

@@ -136,3 +136,19 @@ def test_guided_relus_are_restored_and_gradients_non_negative_through_relus(tiny
     with pytest.raises(RuntimeError), guided_relus(tiny_model):
         raise RuntimeError("inside")
     assert all("forward" not in m.__dict__ for m in tiny_model.modules() if isinstance(m, nn.ReLU))
+
+
+def test_a_collapsed_model_gives_blank_maps(tiny_model) -> None:
+    from workers.render import is_blank
+
+    # given a model whose convolutions were all zeroed (e.g. pruned to death)
+    with torch.no_grad():
+        for m in tiny_model.modules():
+            if isinstance(m, nn.Conv2d | nn.BatchNorm2d):
+                m.weight.zero_()
+                m.bias.zero_()
+    # when explained
+    maps = gradcam(tiny_model, torch.randn(2, 3, 32, 32))
+    # then the maps are all zero and flagged as blank
+    assert torch.equal(maps, torch.zeros_like(maps))
+    assert all(is_blank(m) for m in maps)

@@ -67,6 +67,12 @@ def test_manifest_describes_variants_images_and_stimuli(finished_run) -> None:
     # then the manifest on disk is what run_pipeline returned
     assert load_manifest(workdir) == manifest
     assert manifest["class_names"] == ["blue", "red"]
+    assert set(manifest["metrics_summary"]["cpr2"]["gradcam"]) == {
+        "gini",
+        "rma",
+        "rra",
+        "deletion_auc",
+    }
     assert manifest["config"] == cfg.to_dict()
     assert manifest["target_layer"].startswith("features.")
     assert set(manifest["versions"]) >= {"torch", "torchvision", "captum"}
@@ -83,7 +89,7 @@ def test_manifest_describes_variants_images_and_stimuli(finished_run) -> None:
     assert len(manifest["images"]) == 4
     assert sorted(i["class_index"] for i in manifest["images"]) == [0, 0, 1, 1]
     for img in manifest["images"]:
-        assert (workdir / img["file"]).exists() and img["mask"] is None
+        assert (workdir / img["file"]).exists() and (workdir / img["mask"]).exists()
     # stimuli: every image x variant x kind x method, rendered at display size
     st = manifest["stimuli"]
     assert len(st) == 4 * 3 * 2 * 2
@@ -98,7 +104,9 @@ def test_manifest_describes_variants_images_and_stimuli(finished_run) -> None:
             v["checkpoint_sha256"] for v in manifest["variants"]
         }
         assert s["provenance"]["alpha"] == 0.4 and s["provenance"]["hidden"] == 0.9
-        assert set(s["metrics"]) == {"gini", "deletion_auc"}
+        assert set(s["metrics"]) == {"gini", "rma", "rra", "deletion_auc"}
+        assert 0 <= s["metrics"]["rma"] <= 1 and 0 <= s["metrics"]["rra"] <= 1
+        assert s["blank"] is False
     gc = next(s for s in st if s["method"] == "gradcam")
     assert gc["provenance"]["layer"] == manifest["target_layer"]
     from PIL import Image

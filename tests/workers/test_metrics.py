@@ -68,3 +68,36 @@ def test_deletion_curve_removes_most_relevant_pixels_first() -> None:
 def test_curve_area_is_the_trapezoid_rule() -> None:
     fr = torch.tensor([0.0, 0.5, 1.0])
     assert float(curve_area(fr, torch.tensor([[1.0, 0.5, 0.0]]))[0]) == pytest.approx(0.5)
+
+
+def test_road_imputation_keeps_known_pixels_and_fills_holes_linearly() -> None:
+    from workers.metrics import road_impute
+
+    # given a linear ramp with a hole in the middle
+    ramp = torch.linspace(0, 1, 12).view(1, 1, 1, 12).expand(1, 3, 12, 12).contiguous()
+    removed = torch.zeros(1, 1, 12, 12, dtype=torch.bool)
+    removed[..., 4:8, 4:8] = True
+    # when imputed without noise
+    out = road_impute(ramp, removed, iters=300, noise=0.0)
+    # then known pixels are untouched and the hole is re-filled with the ramp
+    assert torch.equal(out[~removed.expand_as(out)], ramp[~removed.expand_as(ramp)])
+    assert torch.allclose(out, ramp, atol=1e-3)
+    # and with noise only the imputed pixels change, deterministically by generator
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    n1 = road_impute(ramp, removed, noise=0.1, generator=g1)
+    n2 = road_impute(ramp, removed, noise=0.1, generator=g2)
+    assert torch.equal(n1, n2) and not torch.allclose(n1, out, atol=1e-3)
+
+
+def test_road_deletion_orders_faithful_maps_first() -> None:
+    # given the bright-left image: MoRF with the good map drops fastest, LeRF slowest
+    x = torch.zeros(1, 3, 8, 8)
+    x[:, :, :, :4] = 1.0
+    good = torch.zeros(1, 8, 8)
+    good[:, :, :4] = 1.0
+    model, t = _MeanBrightness(), torch.tensor([1])
+    fr, morf = deletion_curve(model, x, good, targets=t, steps=4, baseline="road")
+    _, lerf = deletion_curve(model, x, good, targets=t, steps=4, baseline="road", order="lerf")
+    assert float(curve_area(fr, morf)[0]) < float(curve_area(fr, lerf)[0])
+    with pytest.raises(ValueError, match="order"):
+        deletion_curve(model, x, good, targets=t, order="random")

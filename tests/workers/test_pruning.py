@@ -179,3 +179,18 @@ def test_lottery_rewind_restores_surviving_weights_and_keeps_masks() -> None:
     assert torch.equal(model.features[0].weight_mask, mask)
     assert torch.equal(model.features[0].weight, init["features.0.weight"] * mask)
     assert conv_cpr(model) == pytest.approx(4, rel=1e-3)
+
+
+def test_vgg16_conv_counts_match_the_protocol() -> None:
+    # given torchvision VGG-16 (PROTOCOL §1: 14,710,464 conv weights)
+    from workers.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(arch="vgg16", num_classes=10)
+    assert sum(r.total for r in layer_report(model, "conv") if r.kind == "conv") == 14_710_464
+    # when pruned globally to CPR 32 over the conv layers
+    prune_to_cpr(model, 32)
+    # then exactly 459,702 conv weights are left and the classifier is not pruned
+    rows = layer_report(model, "conv")
+    assert sum(r.remaining for r in rows if r.kind == "conv") == 459_702
+    assert not any(hasattr(m, "weight_mask") for m in model.classifier)

@@ -74,7 +74,7 @@ def step_attribute(ctx: RunContext, label: str, progress: StepProgress) -> dict:
                 metrics["rra"] = relevance_rank_accuracy(maps, mk).cpu()
             if cfg.deletion_steps > 0:
                 fr, probs = deletion_curve(model, x, maps, targets=pred, steps=cfg.deletion_steps,
-                                           baseline=cfg.deletion_baseline)  # fmt: skip
+                                           baseline=cfg.deletion_baseline, seed=cfg.seed)  # fmt: skip
                 metrics["deletion_auc"] = curve_area(fr, probs)
             d_img, d_maps = resize_for_display(u8, maps, size=size)
             rendered = {

@@ -75,7 +75,7 @@ class PipelineConfig:
     occlusion_fill: tuple[int, int, int] = (0, 0, 0)
     attribution_batch_size: int = 32
     deletion_steps: int = 10  # 0 disables the deletion metric
-    deletion_baseline: str = "blur"
+    deletion_baseline: str = "road"  # "road" (noisy linear imputation) | "blur" | "mean"
 
     def __post_init__(self) -> None:
         # Normalise JSON-ish inputs (lists) to tuples so the config stays hashable.
@@ -133,8 +133,8 @@ class PipelineConfig:
             e.append("images_per_class must be >= 1")
         if self.augment not in (None, "none", "hflip", "dihedral"):
             e.append("augment must be None, 'none', 'hflip' or 'dihedral'")
-        if self.deletion_baseline not in ("mean", "blur"):
-            e.append("deletion_baseline must be 'mean' or 'blur'")
+        if self.deletion_baseline not in ("mean", "blur", "road"):
+            e.append("deletion_baseline must be 'mean', 'blur' or 'road'")
         if len(self.occlusion_fill) != 3 or any(
             not 0 <= int(v) <= 255 for v in self.occlusion_fill
         ):

@@ -220,3 +220,18 @@ def test_pruning_variants_run_through_the_pipeline(
     assert {s["method"] for s in manifest["stimuli"]} == {"gradcam_pp"}
     if schedule == "lottery":
         assert (tmp_path / "variants" / "rewind.pt").exists()
+
+
+def test_select_fails_clearly_when_no_image_is_correct_everywhere(
+    colour_tree, tmp_path, monkeypatch
+) -> None:
+    import workers.pipeline.steps as steps
+    from workers.selection import Selection
+
+    # given a run in which no test image is predicted correctly by every variant
+    cfg = _tiny_cfg(colour_tree, cprs=(2,))
+    monkeypatch.setattr(steps, "select_images", lambda **_: Selection(indices=[]))
+    # when the select step runs, then it stops with a readable reason and no marker
+    with pytest.raises(RuntimeError, match="no test image is classified correctly"):
+        run_pipeline(cfg, tmp_path)
+    assert not marker_path(tmp_path, "select").exists()

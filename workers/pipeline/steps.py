@@ -214,6 +214,12 @@ def step_select(ctx: RunContext, progress: StepProgress) -> dict:
         keys=[r.key for r in test], labels=labels, predictions=preds,
         per_class=cfg.images_per_class, num_classes=len(ctx.index.class_names), seed=cfg.seed,
     )  # fmt: skip
+    if not sel.indices:
+        accs = {k: float((p == labels).float().mean()) for k, p in preds.items()}
+        raise RuntimeError(
+            "no test image is classified correctly by every variant "
+            f"(test accuracies {accs}); train longer or choose other CPRs"
+        )
     records = [test[i] for i in sel.indices]
     images, _ = ctx.images(records)
     masks = load_masks(records, ctx.preprocessing)

@@ -180,6 +180,8 @@ def test_workdir_is_bound_to_one_config_and_steps_run_in_order(colour_tree, tmp_
     run_step(cfg, tmp_path, "data")
     with pytest.raises(ValueError, match="different pipeline config.*seed"):
         run_step(_tiny_cfg(colour_tree, seed=1), tmp_path, "data")
+    # but where it runs is not part of the binding (resume on another worker)
+    assert run_step(_tiny_cfg(colour_tree, device=None, num_workers=2), tmp_path, "data")
 
 
 @pytest.mark.slow

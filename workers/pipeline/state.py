@@ -58,16 +58,28 @@ def write_marker(workdir: Path, step: str, summary: dict) -> None:
                                            "summary": summary})  # fmt: skip
 
 
+# Knobs that change where/how fast a job runs, never its results: a job may
+# resume on another machine (e.g. a GPU worker) without being refused.
+EXECUTION_ONLY_KEYS: frozenset[str] = frozenset({"device", "num_workers"})
+
+
 def bind_config(workdir: Path, cfg: PipelineConfig) -> None:
-    """Store ``cfg`` in ``workdir/config.json``, or check it matches the stored one."""
+    """Store ``cfg`` in ``workdir/config.json``, or check it matches the stored one.
+
+    Keys in :data:`EXECUTION_ONLY_KEYS` are not compared.
+    """
     path = Path(workdir) / "config.json"
+    current = jsonable(cfg.to_dict())
     if path.exists():
         stored = read_json(path)
-        if stored != jsonable(cfg.to_dict()):
-            diff = sorted(k for k in set(stored) | set(cfg.to_dict())
-                          if stored.get(k) != jsonable(cfg.to_dict()).get(k))  # fmt: skip
+        diff = sorted(
+            k
+            for k in set(stored) | set(current)
+            if k not in EXECUTION_ONLY_KEYS and stored.get(k) != current.get(k)
+        )
+        if diff:
             raise ValueError(
                 f"{workdir} belongs to a different pipeline config (differs in {diff})"
             )
         return
-    write_json(path, cfg.to_dict())
+    write_json(path, current)

@@ -24,7 +24,24 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError)
     max_retries=5,
 )
 def pipeline_run_job(job_id: int) -> str:
-    from apps.pipeline.services import job_execute
+    """Model steps (gpu queue), then hands the job to the cpu queue."""
+    from apps.pipeline.services import job_run_model_steps
 
-    job = job_execute(job_id=job_id)
+    job = job_run_model_steps(job_id=job_id)
+    if job.status != job.Status.SUCCEEDED:
+        cpu_finish_job.delay(job_id)
     return job.status
+
+
+@shared_task(
+    name="workers.tasks.cpu_finish_job",
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    max_retries=5,
+)
+def cpu_finish_job(job_id: int) -> str:
+    """Metrics aggregation, manifest and database import (cpu queue)."""
+    from apps.pipeline.services import job_finish
+
+    return job_finish(job_id=job_id).status

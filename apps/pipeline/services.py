@@ -105,50 +105,85 @@ def _job_update(job_id: int, **fields: Any) -> None:
     PipelineJob.objects.filter(pk=job_id).update(updated_at=timezone.now(), **fields)
 
 
-def job_execute(*, job_id: int) -> PipelineJob:
-    """Run (or resume) a job's pipeline. Called by the Celery task; idempotent.
+# Steps that need no model (aggregation, manifest): they run on the ``cpu`` queue.
+CPU_STEPS = frozenset({"metrics", "manifest"})
 
-    Finished steps are skipped by ``workers.pipeline.run_step``; a job whose
-    worker died mid-way is redelivered (acks_late) and resumes from the last
-    finished step. A finished job is not run again.
-    """
+
+def _job_run_steps(job: PipelineJob, *, cpu: bool) -> None:
+    """Run the job's model steps (``cpu=False``) or its CPU steps, recording
+    progress and per-step timings. Finished steps are skipped by ``run_step``."""
+    from workers.pipeline import PipelineConfig, pipeline_steps, run_step
+
+    family = job.family
+    workdir = family_workdir(family)
+    config = PipelineConfig.from_dict(family_pipeline_config(family))
+    steps = pipeline_steps(config)
+    timings: dict[str, float] = dict(
+        PipelineJob.objects.values_list("timings", flat=True).get(pk=job.pk) or {}
+    )
+    for index, step in enumerate(steps):
+        if (step in CPU_STEPS) != cpu:
+            continue
+        started = time.perf_counter()
+
+        def progress(fraction: float, message: str, *, _index: int = index, _step: str = step):
+            overall = (_index + max(0.0, min(1.0, fraction))) / len(steps)
+            _job_update(job.pk, progress=round(overall, 4), step=_step, message=message[:500])
+
+        progress(0.0, "starting")
+        run_step(config, workdir, step, progress=progress)
+        timings.setdefault(step, round(time.perf_counter() - started, 3))
+        _job_update(job.pk, timings=timings, progress=round((index + 1) / len(steps), 4))
+
+
+def _job_fail(job_id: int, exc: Exception) -> None:
+    logger.exception("pipeline job %s failed", job_id)
+    _job_update(
+        job_id,
+        status=PipelineJob.Status.FAILED,
+        error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"[:20000],
+        finished_at=timezone.now(),
+    )
+
+
+def job_run_model_steps(*, job_id: int) -> PipelineJob:
+    """First half of a job, on the ``gpu`` queue: data, training, pruning, selection,
+    attribution. Idempotent: a redelivered job (worker killed, ``acks_late``)
+    resumes from its last finished step; a finished CPR is never redone."""
     job = PipelineJob.objects.select_related("family").get(pk=job_id)
     if job.status == PipelineJob.Status.SUCCEEDED:
         return job
-    family = job.family
     _job_update(
         job_id,
         status=PipelineJob.Status.RUNNING,
         started_at=job.started_at or timezone.now(),
         error="",
     )
-    workdir = family_workdir(family)
-    timings: dict[str, float] = dict(job.timings or {})
     try:
-        from workers.pipeline import PipelineConfig, load_manifest, pipeline_steps, run_step
-
-        config = PipelineConfig.from_dict(family_pipeline_config(family))
-        steps = pipeline_steps(config)
-        for index, step in enumerate(steps):
-            started = time.perf_counter()
-
-            def progress(fraction: float, message: str, *, _index: int = index, _step: str = step):
-                overall = (_index + max(0.0, min(1.0, fraction))) / len(steps)
-                _job_update(job_id, progress=round(overall, 4), step=_step, message=message[:500])
-
-            progress(0.0, "starting")
-            run_step(config, workdir, step, progress=progress)
-            timings.setdefault(step, round(time.perf_counter() - started, 3))
-            _job_update(job_id, timings=timings, progress=round((index + 1) / len(steps), 4))
-        pipeline_import_manifest(family=family, workdir=workdir, manifest=load_manifest(workdir))
+        _job_run_steps(job, cpu=False)
     except Exception as exc:
-        logger.exception("pipeline job %s failed", job_id)
-        _job_update(
-            job_id,
-            status=PipelineJob.Status.FAILED,
-            error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"[:20000],
-            finished_at=timezone.now(),
+        _job_fail(job_id, exc)
+        raise
+    job.refresh_from_db()
+    return job
+
+
+def job_finish(*, job_id: int) -> PipelineJob:
+    """Second half, on the ``cpu`` queue: aggregate metrics, write the manifest,
+    import variants, images and stimuli, mark the job succeeded. Idempotent."""
+    job = PipelineJob.objects.select_related("family").get(pk=job_id)
+    if job.status == PipelineJob.Status.SUCCEEDED:
+        return job
+    try:
+        from workers.pipeline import load_manifest
+
+        _job_run_steps(job, cpu=True)
+        workdir = family_workdir(job.family)
+        pipeline_import_manifest(
+            family=job.family, workdir=workdir, manifest=load_manifest(workdir)
         )
+    except Exception as exc:
+        _job_fail(job_id, exc)
         raise
     _job_update(
         job_id,

@@ -110,15 +110,22 @@ def demo_run_pipeline(
             job = family_latest_job(family=family)
             assert job is not None
     last = ""
+    waited = 0.0
     while True:
         job.refresh_from_db()
         line = f"  job {job.pk}: {job.status} {100 * job.progress:.0f}% {job.step} {job.message}"
         if line != last:
             report(line)
             last = line
+        if job.status == PipelineJob.Status.QUEUED and waited and waited % 30 < poll_seconds:
+            report(
+                "  still queued: is a Celery worker running for the gpu and cpu queues? "
+                "(`make worker`, or unset CELERY_BROKER_URL to run in-process)"
+            )
         if job.status in (PipelineJob.Status.SUCCEEDED, PipelineJob.Status.FAILED):
             return job
         time.sleep(poll_seconds)
+        waited += poll_seconds
 
 
 @transaction.atomic

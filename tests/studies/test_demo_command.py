@@ -14,7 +14,8 @@ from django.core.management import call_command
 from apps.pipeline.models import ModelVariant, PipelineJob, SourceImage, Stimulus
 from apps.studies.models import Experiment, Study, Task
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+# transaction=True: the job is dispatched on commit, as in production.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def _counts() -> dict[str, int]:

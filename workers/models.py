@@ -158,6 +158,23 @@ def build_model(
     return model
 
 
+def prepare_for_inference(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """Move ``model`` to ``device`` in eval mode, in the memory format that runs fastest there.
+
+    On the CPU the weights go ``channels_last`` (NHWC): oneDNN's convolutions
+    are markedly faster in that layout (measured on this project's 2-core
+    Xeon: VGG-16 forward 1.3x, Grad-CAM 1.35x, ResNet-18 1.4x, demo CNN 2x;
+    maps identical to within 4e-6). Activations follow the weights' layout, so
+    callers pass ordinary (NCHW) tensors. On CUDA the layout is left as is
+    (not measured here). Returns the same module.
+    """
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    if dev.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return model
+
+
 def preprocessing_for(
     *, arch: str, image_size: int | None = None, native: bool = False
 ) -> Preprocessing:

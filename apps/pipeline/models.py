@@ -57,6 +57,12 @@ class ModelFamily(TimeStampedModel):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        """The family must make a valid pipeline configuration (names the bad field)."""
+        from apps.pipeline.services import family_check_config  # imports torch: lazily
+
+        family_check_config(self)
+
 
 class ModelVariant(TimeStampedModel):
     """One pruned (or unpruned, CPR 1) model. ``label`` is e.g. ``cpr8``."""

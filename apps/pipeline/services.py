@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -22,6 +24,7 @@ from django.utils.text import slugify
 from apps.core.exceptions import ConflictError
 from apps.core.files import copy_into_storage, opaque_name
 from apps.pipeline.models import ModelFamily, ModelVariant, PipelineJob, SourceImage, Stimulus
+from apps.pipeline.selectors import family_latest_job
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,21 @@ def family_pipeline_config(family: ModelFamily) -> dict[str, Any]:
     if family.data_root:
         config["data_root"] = family.data_root
     return config
+
+
+def family_check_config(family: ModelFamily) -> None:
+    """Raise ``ValidationError`` naming every problem if the family's pipeline config is bad.
+
+    Runs in ``ModelFamily.clean`` (admin forms, :func:`family_create`), so a
+    misspelt option or a missing data folder setting is refused when the
+    family is saved, not hours later on the worker.
+    """
+    from workers.pipeline import PipelineConfig
+
+    try:
+        PipelineConfig.from_dict(family_pipeline_config(family))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(str(exc)) from None
 
 
 @transaction.atomic
@@ -131,8 +149,12 @@ def _job_run_steps(job: PipelineJob, *, cpu: bool) -> None:
             _job_update(job.pk, progress=round(overall, 4), step=_step, message=message[:500])
 
         progress(0.0, "starting")
+        logger.info("job %s: step %s (%d/%d) started", job.pk, step, index + 1, len(steps))
         run_step(config, workdir, step, progress=progress)
         timings.setdefault(step, round(time.perf_counter() - started, 3))
+        logger.info(
+            "job %s: step %s finished in %.1f s", job.pk, step, time.perf_counter() - started
+        )
         _job_update(job.pk, timings=timings, progress=round((index + 1) / len(steps), 4))
 
 
@@ -195,6 +217,44 @@ def job_finish(*, job_id: int) -> PipelineJob:
     )
     job.refresh_from_db()
     return job
+
+
+def family_build(
+    *, family: ModelFamily, report: Callable[[str], None], poll_seconds: float = 2.0
+) -> PipelineJob:
+    """Run the family's pipeline unless it already succeeded, and wait for the job.
+
+    A failed job is queued again (finished steps are kept, so it resumes). In
+    eager mode (no broker) the job runs inside ``job_create``; with a broker a
+    worker runs it and this waits, reporting progress.
+    """
+    job = family_latest_job(family=family)
+    if job is not None and job.status == PipelineJob.Status.SUCCEEDED:
+        report(f"Pipeline already finished (job {job.pk}); reusing its models and maps.")
+        return job
+    if job is None or job.status == PipelineJob.Status.FAILED:
+        try:
+            job = job_create(family=family)
+        except Exception:  # eager mode re-raises the task's error; the job row holds it
+            job = family_latest_job(family=family)
+            assert job is not None
+    last = ""
+    waited = 0.0
+    while True:
+        job.refresh_from_db()
+        line = f"  job {job.pk}: {job.status} {100 * job.progress:.0f}% {job.step} {job.message}"
+        if line != last:
+            report(line)
+            last = line
+        if job.status == PipelineJob.Status.QUEUED and waited and waited % 30 < poll_seconds:
+            report(
+                "  still queued: is a Celery worker running for the gpu and cpu queues? "
+                "(`make worker`, or unset CELERY_BROKER_URL to run in-process)"
+            )
+        if job.status in (PipelineJob.Status.SUCCEEDED, PipelineJob.Status.FAILED):
+            return job
+        time.sleep(poll_seconds)
+        waited += poll_seconds
 
 
 @transaction.atomic

@@ -7,15 +7,13 @@ family, the study and its experiments again instead of duplicating them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
 
 from apps.pipeline.models import ModelFamily, PipelineJob
-from apps.pipeline.selectors import family_latest_job
-from apps.pipeline.services import family_create, job_create
+from apps.pipeline.services import family_build, family_create
 from apps.studies.models import Experiment, Study
 from apps.studies.services import experiment_create, study_create, study_launch
 
@@ -94,38 +92,8 @@ def demo_family(*, config: dict[str, Any] | None = None) -> ModelFamily:
 def demo_run_pipeline(
     *, family: ModelFamily, report: Callable[[str], None], poll_seconds: float = 2.0
 ) -> PipelineJob:
-    """Run the family's pipeline unless it already succeeded; wait for it.
-
-    In eager mode (no broker) the job runs inside ``job_create``; with a
-    broker, a worker runs it and this waits, reporting progress.
-    """
-    job = family_latest_job(family=family)
-    if job is not None and job.status == PipelineJob.Status.SUCCEEDED:
-        report(f"Pipeline already finished (job {job.pk}); reusing its models and maps.")
-        return job
-    if job is None or job.status == PipelineJob.Status.FAILED:
-        try:
-            job = job_create(family=family)
-        except Exception:  # eager mode re-raises the task's error; the job row holds it
-            job = family_latest_job(family=family)
-            assert job is not None
-    last = ""
-    waited = 0.0
-    while True:
-        job.refresh_from_db()
-        line = f"  job {job.pk}: {job.status} {100 * job.progress:.0f}% {job.step} {job.message}"
-        if line != last:
-            report(line)
-            last = line
-        if job.status == PipelineJob.Status.QUEUED and waited and waited % 30 < poll_seconds:
-            report(
-                "  still queued: is a Celery worker running for the gpu and cpu queues? "
-                "(`make worker`, or unset CELERY_BROKER_URL to run in-process)"
-            )
-        if job.status in (PipelineJob.Status.SUCCEEDED, PipelineJob.Status.FAILED):
-            return job
-        time.sleep(poll_seconds)
-        waited += poll_seconds
+    """Build the demo family's models and maps (see :func:`family_build`)."""
+    return family_build(family=family, report=report, poll_seconds=poll_seconds)
 
 
 @transaction.atomic

@@ -11,6 +11,7 @@ from workers.models import (
     build_model,
     default_target_layer,
     module_name,
+    prepare_for_inference,
     preprocessing_for,
     weights_file,
 )
@@ -67,3 +68,21 @@ def test_unknown_architecture_and_pretrained_demo_are_rejected() -> None:
         build_model(arch="alexnet", num_classes=2)
     with pytest.raises(ValueError, match="no pretrained"):
         build_model(arch="demo_vgg", num_classes=2, pretrained=True)
+
+
+def test_prepare_for_inference_uses_channels_last_on_cpu_and_keeps_the_maps() -> None:
+    from workers.attribution import gradcam_result
+
+    torch.manual_seed(0)
+    plain = build_model(arch="demo_vgg", num_classes=3).eval()
+    fast = build_model(arch="demo_vgg", num_classes=3)
+    fast.load_state_dict(plain.state_dict())
+    fast.train()
+    assert prepare_for_inference(fast, "cpu") is fast and not fast.training
+    conv = next(m for m in fast.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(5, 3, 64, 64)  # ordinary NCHW input
+    a, b = gradcam_result(plain, x), gradcam_result(fast, x)
+    assert torch.equal(a.targets, b.targets)
+    torch.testing.assert_close(b.logits, a.logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(b.maps, a.maps, rtol=0, atol=1e-4)

@@ -14,6 +14,7 @@ from workers.pipeline import (
     run_pipeline,
     run_step,
 )
+from workers.pipeline.context import RunContext
 from workers.pipeline.state import marker_path
 
 
@@ -249,3 +250,29 @@ def test_training_is_deterministic_by_seed(colour_tree, tmp_path) -> None:
     # then the trained checkpoints are byte-identical for the same seed only
     assert runs["a"]["checkpoint_sha256"] == runs["b"]["checkpoint_sha256"]
     assert runs["a"]["checkpoint_sha256"] != runs["c"]["checkpoint_sha256"]
+
+
+def test_attribute_step_runs_one_forward_per_batch_for_gradcam(
+    colour_tree, tmp_path, monkeypatch
+) -> None:
+    # given a finished selection and a Grad-CAM-only run without deletion curves
+    cfg = _tiny_cfg(colour_tree, cprs=(2,), methods=("gradcam",), deletion_steps=0,
+                    attribution_batch_size=3, train_max_epochs=1)  # fmt: skip
+    for step in ("data", "train", "prune:2", "select"):
+        run_step(cfg, tmp_path, step)
+    forwards: list[int] = []
+    real_load = RunContext.load_variant
+
+    def counting_load(self, label):
+        model = real_load(self, label)
+        model.register_forward_pre_hook(lambda _m, inp: forwards.append(inp[0].shape[0]))
+        return model
+
+    monkeypatch.setattr(RunContext, "load_variant", counting_load)
+    # when the attribute step renders the 4 images in batches of 3
+    summary = run_step(cfg, tmp_path, "attribute:cpr1")
+    # then the prediction comes from Grad-CAM's own forward: one pass per batch
+    assert forwards == [3, 1]
+    assert len(summary["stimuli"]) == 4 * 2
+    labels = {i["key"]: i["class_index"] for i in run_step(cfg, tmp_path, "select")["images"]}
+    assert all(s["predicted_class"] == labels[s["image_key"]] for s in summary["stimuli"])

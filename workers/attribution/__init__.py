@@ -21,6 +21,7 @@ from workers.attribution.cam import (
     capture_layer_output,
     gradcam,
     gradcam_pp,
+    gradcam_pp_result,
     gradcam_result,
     normalize_maps,
 )
@@ -42,17 +43,25 @@ ATTRIBUTION_METHODS: dict[str, AttributionFn] = {
     "smoothgrad": smoothgrad,
     "guided_gradcam": guided_gradcam,
 }
+# Methods that also return the logits of their own forward pass: with targets=None
+# they explain the predicted class and report it, so no separate prediction pass.
+RESULT_METHODS: dict[str, Callable[..., CamResult]] = {
+    "gradcam": gradcam_result,
+    "gradcam_pp": gradcam_pp_result,
+}
 # Methods whose map depends on the CAM layer (recorded in provenance).
 LAYER_METHODS: frozenset[str] = frozenset({"gradcam", "gradcam_pp", "guided_gradcam"})
 
 __all__ = [
     "ATTRIBUTION_METHODS",
     "LAYER_METHODS",
+    "RESULT_METHODS",
     "AttributionFn",
     "CamResult",
     "capture_layer_output",
     "gradcam",
     "gradcam_pp",
+    "gradcam_pp_result",
     "gradcam_result",
     "guided_backprop",
     "guided_gradcam",

@@ -188,8 +188,15 @@ def gradcam(
     return gradcam_result(model, images, targets=targets, layer=layer).maps
 
 
+def gradcam_pp_result(
+    model: nn.Module, images: torch.Tensor, *, targets=None, layer: nn.Module | None = None
+) -> CamResult:
+    """Grad-CAM++ maps plus logits, explained targets and the layer name."""
+    return _cam(model, images, targets=targets, layer=layer, plus_plus=True)
+
+
 def gradcam_pp(
     model: nn.Module, images: torch.Tensor, *, targets=None, layer: nn.Module | None = None
 ) -> torch.Tensor:
     """Grad-CAM++ -> (N, H, W) in [0, 1]; same contract as :func:`gradcam`."""
-    return _cam(model, images, targets=targets, layer=layer, plus_plus=True).maps
+    return gradcam_pp_result(model, images, targets=targets, layer=layer).maps

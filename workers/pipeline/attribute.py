@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from workers.attribution import ATTRIBUTION_METHODS, LAYER_METHODS
+from workers.attribution import ATTRIBUTION_METHODS, LAYER_METHODS, RESULT_METHODS
 from workers.data import load_masks
 from workers.metrics import (
     curve_area,
@@ -59,17 +59,23 @@ def step_attribute(ctx: RunContext, label: str, progress: StepProgress) -> dict:
     bs = cfg.attribution_batch_size
     n_jobs = len(cfg.methods) * math.ceil(len(records) / bs)
     done = 0
-    for method in cfg.methods:
-        fn = ATTRIBUTION_METHODS[method]
-        for start in range(0, len(records), bs):
-            u8 = images_u8[start : start + bs].to(ctx.device)
-            x = ctx.preprocessing.normalize(u8)  # (B, 3, H, W)
-            with torch.no_grad():
-                pred = model(x).argmax(1)  # (B,)
-            maps = fn(model, x, targets=pred, layer=layer)  # (B, H, W) in [0, 1]
+    for start in range(0, len(records), bs):
+        u8 = images_u8[start : start + bs].to(ctx.device)
+        x = ctx.preprocessing.normalize(u8)  # (B, 3, H, W)
+        mk = masks[start : start + bs].to(ctx.device) if masks is not None else None
+        pred: torch.Tensor | None = None  # the variant's predictions, one pass per batch
+        for method in cfg.methods:
+            if pred is None and method in RESULT_METHODS:
+                res = RESULT_METHODS[method](model, x, layer=layer)  # explains the prediction
+                pred, maps = res.targets, res.maps
+            else:
+                if pred is None:
+                    with torch.no_grad():
+                        pred = model(x).argmax(1)  # (B,)
+                maps = ATTRIBUTION_METHODS[method](model, x, targets=pred, layer=layer)
+            # maps: (B, H, W) in [0, 1]
             metrics = {"gini": gini(maps).cpu()}
-            if masks is not None:
-                mk = masks[start : start + bs].to(ctx.device)
+            if mk is not None:
                 metrics["rma"] = relevance_mass_accuracy(maps, mk).cpu()
                 metrics["rra"] = relevance_rank_accuracy(maps, mk).cpu()
             if cfg.deletion_steps > 0:

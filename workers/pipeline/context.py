@@ -18,7 +18,7 @@ from workers.data import (
     load_images,
     preload,
 )
-from workers.models import preprocessing_for
+from workers.models import prepare_for_inference, preprocessing_for
 from workers.pipeline.config import PipelineConfig
 from workers.pruning import load_checkpoint
 
@@ -75,5 +75,6 @@ class RunContext:
         return self.workdir / "variants" / f"{label}.pt"
 
     def load_variant(self, label: str) -> nn.Module:
+        """The variant's checkpoint, ready for inference on this run's device."""
         model, _ = load_checkpoint(self.checkpoint_path(label), map_location=self.device)
-        return model.eval()
+        return prepare_for_inference(model, self.device)

@@ -47,10 +47,11 @@ def test_one_command_builds_a_family_and_rerunning_it_duplicates_nothing(tmp_pat
     assert Stimulus.objects.filter(variant__family=family).count() == 4 * 3 * 2
     assert "step prune:4 finished in" in out  # step log while it runs
     assert f"Job {job.pk} succeeded." in out and "cpr4" in out and "4 stimulus images" in out
-    # when the same command runs again
-    out, _ = _run(*args)
+    # when the same command runs again (on another device, which is not part of the result)
+    out, _ = _run(*args, "--device", "cpu")
     # then it reuses the finished family: no second family, job or stimulus
     assert "Pipeline already finished" in out
+    assert ModelFamily.objects.get().config["device"] == "cpu"
     assert ModelFamily.objects.count() == 1 and PipelineJob.objects.count() == 1
     assert Stimulus.objects.count() == 4 * 3 * 2
     # and the same name with another configuration is refused, naming what differs
@@ -104,3 +105,16 @@ def test_family_create_validates_the_pipeline_configuration() -> None:
     with pytest.raises(ValidationError, match="unknown PipelineConfig keys: no_such_option"):
         family_create(name="bad", config={"no_such_option": 1})
     assert ModelFamily.objects.count() == 0
+
+
+def test_with_a_broker_local_path_problems_are_warnings() -> None:
+    from config.celery_app import app
+
+    # given a broker: the job runs on a worker, whose folders may differ from ours
+    eager, app.conf.task_always_eager = app.conf.task_always_eager, False
+    try:
+        out, err = _run("--dataset", "folder", "--data-root", "/no/such/dir", "--check")
+    finally:
+        app.conf.task_always_eager = eager
+    assert "is not a folder (checked on this machine; the worker's may differ)" in err
+    assert "Configuration is valid" in out

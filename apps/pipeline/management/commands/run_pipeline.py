@@ -21,7 +21,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -60,6 +59,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "config": {},
     },
 }
+# Where and how fast a job runs, not what it computes: may change between runs.
+RUNTIME_KEYS = frozenset({"device", "num_workers"})
 FAMILY_FIELDS = ("dataset", "architecture", "cprs", "prune_method", "schedule", "seed")
 
 
@@ -180,7 +181,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         fields = self._fields(opts)
         call_command("migrate", interactive=False, verbosity=0)  # a fresh checkout works too
-        local = bool(settings.CELERY_TASK_ALWAYS_EAGER)
+        from config.celery_app import app
+
+        local = bool(app.conf.task_always_eager)  # no broker: the job runs in this process
         family = ModelFamily.objects.filter(slug=fields["slug"]).first()
         if family is None:
             candidate = ModelFamily(**fields)
@@ -192,13 +195,18 @@ class Command(BaseCommand):
             candidate = family
             wanted = family_pipeline_config(ModelFamily(**fields))
             have = family_pipeline_config(family)
-            diff = sorted(k for k in set(wanted) | set(have) if wanted.get(k) != have.get(k))
+            keys = set(wanted) | set(have)
+            diff = sorted(k for k in keys - RUNTIME_KEYS if wanted.get(k) != have.get(k))
             if diff:
                 raise CommandError(
                     f"model family '{family.slug}' already exists with a different "
                     f"configuration (differs in: {', '.join(diff)}); pass another --slug "
                     "or --name to build a new family"
                 )
+            runtime = {k: fields["config"][k] for k in RUNTIME_KEYS if k in fields["config"]}
+            if runtime and not opts["check"]:  # where it runs may change between runs
+                family.config = {**family.config, **runtime}
+                family.save(update_fields=["config", "updated_at"])
         from workers.pipeline import PipelineConfig
 
         resolved = PipelineConfig.from_dict(family_pipeline_config(candidate)).to_dict()

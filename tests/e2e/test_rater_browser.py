@@ -46,6 +46,12 @@ def page(tmp_path):
         yield page
         context.close()
         browser.close()
+        # While Playwright's loop runs, Django keys connections by async context:
+        # close the ones opened in it, or they outlive the test and block the
+        # test database's teardown.
+        from django.db import connections
+
+        connections.close_all()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 

@@ -22,7 +22,7 @@ from workers.data import (
     index_imagenette,
     load_masks,
 )
-from workers.models import build_model
+from workers.models import build_model, to_device
 from workers.pipeline.config import PipelineConfig, cpr_label
 from workers.pipeline.context import RunContext
 from workers.pipeline.state import read_marker, write_json
@@ -129,7 +129,8 @@ def step_train(ctx: RunContext, progress: StepProgress) -> dict:
     model = build_model(
         arch=cfg.architecture, num_classes=len(ctx.index.class_names), pretrained=cfg.pretrained,
         weights_dir=Path(cfg.weights_dir) if cfg.weights_dir else None,
-    ).to(ctx.device)  # fmt: skip
+    )  # fmt: skip
+    model = to_device(model, ctx.device)
     t0 = time.perf_counter()
     result = train_model(
         model, train=ctx.dataset("train"), val=ctx.dataset("val"),
@@ -167,6 +168,9 @@ def step_prune(ctx: RunContext, cpr: float, progress: StepProgress) -> dict:
         example_input=torch.zeros(1, 3, crop, crop, device=ctx.device),
     )  # fmt: skip
     t1 = time.perf_counter()
+    # torch.nn.utils.prune flattens weights with .view: prune in the checkpoint's
+    # (contiguous) layout, then retrain in the device's fastest one.
+    model = to_device(model, ctx.device)
     progress(0.1, f"pruned to CPR {cpr:g}; retraining ({cfg.schedule})")
     rewind = None
     if cfg.schedule == "lottery":

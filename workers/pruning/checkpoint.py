@@ -121,7 +121,9 @@ def save_checkpoint(
             "num_classes": num_classes,
             "demo_config": asdict(demo_config) if demo_config else None,
         },
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        # contiguous: the file (and its hash) does not depend on the memory format
+        # the model was trained in (channels-last on the CPU, see workers.models.to_device)
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "reparametrised": reparametrised_names(model),
         "dense_weights": getattr(model, DENSE_ATTR, None),
         "meta": meta or {},

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from apps.pipeline.services import (
     family_workdir,
     job_create,
 )
+from apps.pipeline.steplog import step_log_to
 
 # The paper's setup (PROTOCOL §1-3): ImageNet VGG-16 fine-tuned on Imagenette,
 # global L1 pruning of the conv layers to CPR 2..32 with fine-tuning after each
@@ -233,7 +233,7 @@ class Command(BaseCommand):
             return
         if local:
             self.stdout.write("No CELERY_BROKER_URL: running the job in this process.")
-        with _StepLog(self.stdout):
+        with step_log_to(self.stdout):
             job = family_build(family=family, report=self.stdout.write)
         if job.status != PipelineJob.Status.SUCCEEDED:
             raise CommandError(f"job {job.pk} failed:\n{job.error}")
@@ -266,23 +266,3 @@ def _messages(exc: ValidationError) -> str:
         for field, msgs in exc.message_dict.items()
         for msg in msgs
     )
-
-
-class _StepLog:
-    """Within the block, the job's step log lines (started / finished in N s) go to ``out``."""
-
-    def __init__(self, out: Any) -> None:
-        self.handler = logging.StreamHandler(out)
-        self.handler.setFormatter(logging.Formatter("  %(message)s"))
-        self.log = logging.getLogger("apps.pipeline.services")
-
-    def __enter__(self) -> None:
-        self.level, self.propagate = self.log.level, self.log.propagate
-        self.log.addHandler(self.handler)
-        self.log.setLevel(logging.INFO)
-        self.log.propagate = False  # printed here instead of (not as well as) the root's
-
-    def __exit__(self, *exc: object) -> None:
-        self.log.removeHandler(self.handler)
-        self.log.setLevel(self.level)
-        self.log.propagate = self.propagate

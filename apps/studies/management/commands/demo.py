@@ -17,6 +17,7 @@ from django.core.management import BaseCommand, CommandError, call_command
 
 from apps.core.exceptions import ApplicationError
 from apps.pipeline.models import PipelineJob
+from apps.pipeline.steplog import step_log_to
 from apps.studies.admin import rater_link
 from apps.studies.demo import demo_family, demo_run_pipeline, demo_study
 
@@ -40,7 +41,8 @@ class Command(BaseCommand):
 
         say("Running the pipeline (train, prune to CPR 2..32, Grad-CAM maps)...")
         family = demo_family()
-        job = demo_run_pipeline(family=family, report=say)
+        with step_log_to(self.stdout):
+            job = demo_run_pipeline(family=family, report=say)
         if job.status != PipelineJob.Status.SUCCEEDED:
             raise CommandError(
                 f"The pipeline job {job.pk} failed; see its error in the admin.\n{job.error[:2000]}"

@@ -14,15 +14,17 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError)
+# Both halves of a job: acknowledged after they finish (a killed worker's job is
+# redelivered and resumes), retried with back-off on transient database/broker errors.
+JOB_TASK_OPTIONS = {
+    "acks_late": True,
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": True,
+    "max_retries": 5,
+}
 
 
-@shared_task(
-    name="workers.tasks.pipeline_run_job",
-    acks_late=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="workers.tasks.pipeline_run_job", **JOB_TASK_OPTIONS)
 def pipeline_run_job(job_id: int) -> str:
     """Model steps (gpu queue), then hands the job to the cpu queue."""
     from apps.pipeline.services import job_run_model_steps
@@ -33,13 +35,7 @@ def pipeline_run_job(job_id: int) -> str:
     return job.status
 
 
-@shared_task(
-    name="workers.tasks.cpu_finish_job",
-    acks_late=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="workers.tasks.cpu_finish_job", **JOB_TASK_OPTIONS)
 def cpu_finish_job(job_id: int) -> str:
     """Metrics aggregation, manifest and database import (cpu queue)."""
     from apps.pipeline.services import job_finish

@@ -11,26 +11,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC
 from typing import IO
 
+from apps.studies.csv_contract import RESPONSE_COLUMNS
 from apps.studies.models import Experiment, Response, Study
-
-RESPONSE_COLUMNS: tuple[str, ...] = (
-    "study",
-    "experiment",
-    "experiment_kind",
-    "scale_points",
-    "task_id",
-    "image_id",
-    "image_class",
-    "rater_id",
-    "rater_source",
-    "condition_a",
-    "condition_b",
-    "shown_left",
-    "answer",
-    "answer_raw",
-    "response_ms",
-    "submitted_at",
-)
 
 
 def response_rows(*, study: Study, chunk_size: int = 5000) -> Iterator[list[str]]:

@@ -13,18 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workers.data.imagenette import split_val_test
-from workers.data.records import DatasetIndex, ImageRecord, SkippedImage, list_images, probe_image
-
-
-def _scan(folder: Path, skipped: list[SkippedImage], probe: bool) -> list[Path]:
-    good = []
-    for p in list_images(folder):
-        reason = probe_image(p) if probe else None
-        if reason is None:
-            good.append(p)
-        else:
-            skipped.append(SkippedImage(path=str(p), reason=reason))
-    return good
+from workers.data.records import DatasetIndex, ImageRecord, SkippedImage, scan_images
 
 
 def index_image_folder(
@@ -52,7 +41,7 @@ def index_image_folder(
     for label, name in enumerate(class_names):
         for split in ("train", "val", "test"):
             folder = root / split / name
-            per[split][label] = _scan(folder, skipped, probe) if folder.is_dir() else []
+            per[split][label] = scan_images(folder, skipped, probe=probe) if folder.is_dir() else []
         if not (root / "val").is_dir():
             per["train"][label], per["val"][label] = split_val_test(
                 per["train"][label], test_fraction=val_fraction, seed=seed, salt=10_000 + label

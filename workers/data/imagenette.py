@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.data.records import DatasetIndex, ImageRecord, SkippedImage, list_images, probe_image
+from workers.data.records import DatasetIndex, ImageRecord, SkippedImage, scan_images
 
 IMAGENETTE_WNIDS: tuple[tuple[str, str], ...] = (
     ("n01440764", "tench"),
@@ -99,13 +99,7 @@ def index_imagenette(
             folder = root / src / wnid
             if not folder.is_dir():
                 raise FileNotFoundError(f"Imagenette class folder missing: {folder}")
-            good = []
-            for p in list_images(folder):
-                reason = probe_image(p) if probe else None
-                if reason is None:
-                    good.append(p)
-                else:
-                    skipped.append(SkippedImage(path=str(p), reason=reason))
+            good = scan_images(folder, skipped, probe=probe)
             parts = (
                 {"train": good}
                 if src == "train"

@@ -106,3 +106,15 @@ def probe_image(path: Path) -> str | None:
 def list_images(folder: Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name (deterministic)."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def scan_images(folder: Path, skipped: list[SkippedImage], *, probe: bool) -> list[Path]:
+    """:func:`list_images`, minus those :func:`probe_image` rejects (appended to ``skipped``)."""
+    good = []
+    for p in list_images(folder):
+        reason = probe_image(p) if probe else None
+        if reason is None:
+            good.append(p)
+        else:
+            skipped.append(SkippedImage(path=str(p), reason=reason))
+    return good

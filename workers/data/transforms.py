@@ -34,40 +34,27 @@ class Preprocessing:
             f"mean={list(self.mean)}, std={list(self.std)}"
         )
 
-    def geometric(self, img: Image.Image) -> Image.Image:
-        """RGB PIL image -> RGB PIL image of ``crop`` x ``crop`` (what the model sees)."""
-        img = img.convert("RGB")
+    def _fit(self, img: Image.Image, resample: Image.Resampling) -> Image.Image:
+        """Resize the short side to ``resize`` (if set), then centre-crop ``crop``."""
         if self.resize is not None:
             w, h = img.size
             s = self.resize / min(w, h)
-            img = img.resize(
-                (max(self.crop, round(w * s)), max(self.crop, round(h * s))),
-                Image.Resampling.BILINEAR,
-            )
+            img = img.resize((max(self.crop, round(w * s)), max(self.crop, round(h * s))), resample)
         w, h = img.size
-        if (w, h) != (self.crop, self.crop):
-            left, top = (w - self.crop) // 2, (h - self.crop) // 2
-            if left < 0 or top < 0:
-                img = img.resize((self.crop, self.crop), Image.Resampling.BILINEAR)
-            else:
-                img = img.crop((left, top, left + self.crop, top + self.crop))
-        return img
+        if (w, h) == (self.crop, self.crop):
+            return img
+        left, top = (w - self.crop) // 2, (h - self.crop) // 2
+        if left < 0 or top < 0:
+            return img.resize((self.crop, self.crop), resample)
+        return img.crop((left, top, left + self.crop, top + self.crop))
+
+    def geometric(self, img: Image.Image) -> Image.Image:
+        """RGB PIL image -> RGB PIL image of ``crop`` x ``crop`` (what the model sees)."""
+        return self._fit(img.convert("RGB"), Image.Resampling.BILINEAR)
 
     def geometric_mask(self, mask: Image.Image) -> Image.Image:
         """Same geometry for a binary mask (nearest neighbour keeps it binary)."""
-        mask = mask.convert("L")
-        if self.resize is not None:
-            w, h = mask.size
-            s = self.resize / min(w, h)
-            mask = mask.resize(
-                (max(self.crop, round(w * s)), max(self.crop, round(h * s))),
-                Image.Resampling.NEAREST,
-            )
-        w, h = mask.size
-        left, top = (w - self.crop) // 2, (h - self.crop) // 2
-        if left < 0 or top < 0:
-            return mask.resize((self.crop, self.crop), Image.Resampling.NEAREST)
-        return mask.crop((left, top, left + self.crop, top + self.crop))
+        return self._fit(mask.convert("L"), Image.Resampling.NEAREST)
 
     def normalize(self, images_u8: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) uint8 (any device) -> (N, 3, H, W) float32 normalised."""

@@ -11,11 +11,11 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from . import agreement
 from .bootstrap import Bootstrapper
 from .loading import IDK, ExperimentInfo
+from .testing import zero_difference_rows
 
 
 @dataclass
@@ -191,31 +191,8 @@ def significance(d: ForcedChoiceData, per_image: pd.DataFrame) -> pd.DataFrame:
             continue
         both = wide[[a, b]].dropna()
         diff = (both[a] - both[b]).to_numpy()
-        n = len(diff)
-        if n >= 2 and np.any(diff != 0):
-            w = stats.wilcoxon(diff, zero_method="pratt")
-            w_stat, w_p = float(w.statistic), float(w.pvalue)
-        else:
-            w_stat, w_p = float("nan"), float("nan")
-        if n >= 2 and np.std(diff) > 0:
-            t = stats.ttest_1samp(diff, 0.0)
-            t_stat, t_p = float(t.statistic), float(t.pvalue)
-        else:
-            t_stat, t_p = float("nan"), float("nan")
-        for test, st, pv in (
-            ("wilcoxon_image_accuracy", w_stat, w_p),
-            ("paired_t_image_accuracy", t_stat, t_p),
-        ):
-            rows.append(
-                {
-                    "experiment": d.info.name,
-                    "condition_a": a,
-                    "condition_b": b,
-                    "test": test,
-                    "n_units": n,
-                    "estimate": float(diff.mean()) if n else float("nan"),
-                    "statistic": st,
-                    "p_value": pv,
-                }
-            )
+        rows += zero_difference_rows(
+            diff, experiment=d.info.name, condition_a=a, condition_b=b,
+            names=("wilcoxon_image_accuracy", "paired_t_image_accuracy"),
+        )  # fmt: skip
     return pd.DataFrame(rows)

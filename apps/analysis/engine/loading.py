@@ -16,27 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from apps.studies.csv_contract import RESPONSE_COLUMNS
+
 from .conditions import LABEL, sort_conditions
 from .errors import AnalysisInputError
 
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "study",
-    "experiment",
-    "experiment_kind",
-    "scale_points",
-    "task_id",
-    "image_id",
-    "image_class",
-    "rater_id",
-    "rater_source",
-    "condition_a",
-    "condition_b",
-    "shown_left",
-    "answer",
-    "answer_raw",
-    "response_ms",
-    "submitted_at",
-)
+REQUIRED_COLUMNS: tuple[str, ...] = RESPONSE_COLUMNS  # the export's contract
 # Optional columns the engine understands; any other extra column is ignored.
 OPTIONAL_COLUMNS: tuple[str, ...] = ("is_catch", "excluded", "catch_expected")
 # submitted_at is required in the header but its values are not used by any table.

@@ -17,6 +17,7 @@ from scipy import stats
 from . import agreement
 from .bootstrap import Bootstrapper
 from .loading import ExperimentInfo
+from .testing import zero_difference_rows
 
 
 @dataclass
@@ -253,31 +254,10 @@ def significance(d: PairwiseData) -> pd.DataFrame:
     rows = []
     task_mean = d.t_sum / np.maximum(d.t_n, 1)
     for p, (a, b) in enumerate(d.pairs):
-        x = task_mean[d.t_pair == p]
-        n = len(x)
-        if n >= 2 and np.any(x != 0):
-            w = stats.wilcoxon(x, zero_method="pratt")
-            w_stat, w_p = float(w.statistic), float(w.pvalue)
-        else:
-            w_stat, w_p = float("nan"), float("nan")
-        if n >= 2 and np.std(x) > 0:
-            t = stats.ttest_1samp(x, 0.0)
-            t_stat, t_p = float(t.statistic), float(t.pvalue)
-        else:
-            t_stat, t_p = float("nan"), float("nan")
-        for test, st, pv in (("wilcoxon_task_means", w_stat, w_p), ("t_task_means", t_stat, t_p)):
-            rows.append(
-                {
-                    "experiment": d.info.name,
-                    "condition_a": a,
-                    "condition_b": b,
-                    "test": test,
-                    "n_units": n,
-                    "estimate": float(x.mean()) if n else float("nan"),
-                    "statistic": st,
-                    "p_value": pv,
-                }
-            )
+        rows += zero_difference_rows(
+            task_mean[d.t_pair == p], experiment=d.info.name, condition_a=a, condition_b=b,
+            names=("wilcoxon_task_means", "t_task_means"),
+        )  # fmt: skip
     return pd.DataFrame(rows)
 
 

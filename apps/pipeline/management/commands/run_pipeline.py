@@ -64,6 +64,11 @@ RUNTIME_KEYS = frozenset({"device", "num_workers"})
 FAMILY_FIELDS = ("dataset", "architecture", "cprs", "prune_method", "schedule", "seed")
 
 
+def _put(fields: dict[str, Any], key: str, value: Any) -> None:
+    """A model-family column goes on the family, any other key into its pipeline config."""
+    (fields if key in FAMILY_FIELDS + ("data_root",) else fields["config"])[key] = value
+
+
 def _parse_set(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
@@ -122,7 +127,7 @@ class Command(BaseCommand):
             if not isinstance(extra, dict):
                 raise CommandError(f"--config {opts['config']}: expected a JSON object")
             for key, value in extra.items():
-                (fields if key in FAMILY_FIELDS + ("data_root",) else fields["config"])[key] = value
+                _put(fields, key, value)
         for key in FAMILY_FIELDS:
             if opts.get(key) is not None:
                 fields[key] = opts[key]
@@ -134,7 +139,7 @@ class Command(BaseCommand):
             if opts.get(opt) is not None:
                 fields["config"][key] = opts[opt]
         for key, value in _parse_set(opts["set"]).items():
-            (fields if key in FAMILY_FIELDS + ("data_root",) else fields["config"])[key] = value
+            _put(fields, key, value)
         fields.setdefault("dataset", ModelFamily.Dataset.GENERATED)
         fields.setdefault("architecture", "demo_vgg")
         fields.setdefault("cprs", [2, 4, 8, 16, 32])

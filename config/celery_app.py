@@ -14,3 +14,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("xai_crowd")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(lambda: ["workers"])
+
+# Periodic tasks, for `celery -A config beat` (or a worker started with -B).
+app.conf.beat_schedule = {
+    "expire-leases": {"task": "workers.tasks.cpu_expire_leases", "schedule": 60.0},
+}

@@ -111,8 +111,10 @@ RESULTS_ROOT = Path(env_str("RESULTS_ROOT", str(VAR_DIR / "results")) or VAR_DIR
 # Serve MEDIA_ROOT from Django (laptop, small deployments). Off behind nginx/S3.
 SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
 
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+# Cookies only over HTTPS in production; COOKIES_SECURE=0 for a plain-HTTP
+# loopback benchmark with DEBUG off.
+SESSION_COOKIE_SECURE = env_bool("COOKIES_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 7
 
 REST_FRAMEWORK = {
@@ -156,4 +158,17 @@ LOGGING = {
 }
 
 # Rater-facing defaults.
+# Default lease of a task on a rater's screen for new experiments (each experiment has its own).
 ASSIGNMENT_LEASE_SECONDS = env_int("ASSIGNMENT_LEASE_SECONDS", 30 * 60)
+# How long the task page waits before asking again when every task left is on
+# someone else's screen, and while the study is paused.
+RATER_WAIT_RETRY_SECONDS = env_int("RATER_WAIT_RETRY_SECONDS", 5)
+RATER_PAUSED_RETRY_SECONDS = env_int("RATER_PAUSED_RETRY_SECONDS", 30)
+# Plain links only: new participations allowed per browser / per client IP in
+# one hour (0 = no limit). The IP is stored only as a keyed hash.
+RATER_LINK_JOINS_PER_BROWSER_PER_HOUR = env_int("RATER_LINK_JOINS_PER_BROWSER_PER_HOUR", 0)
+RATER_LINK_JOINS_PER_IP_PER_HOUR = env_int("RATER_LINK_JOINS_PER_IP_PER_HOUR", 0)
+# Proxies in front of the app that append to X-Forwarded-For (nginx: 1); 0 = use REMOTE_ADDR.
+RATER_TRUSTED_PROXIES = env_int("RATER_TRUSTED_PROXIES", 0)
+# Lifetime of the rater cookies (browser id, participation per experiment).
+RATER_COOKIE_AGE = env_int("RATER_COOKIE_AGE", 30 * 24 * 60 * 60)

@@ -41,3 +41,21 @@ def cpu_finish_job(job_id: int) -> str:
     from apps.pipeline.services import job_finish
 
     return job_finish(job_id=job_id).status
+
+
+@shared_task(
+    name="workers.tasks.cpu_expire_leases",
+    autoretry_for=TRANSIENT_ERRORS,
+    max_retries=2,
+    ignore_result=True,
+)
+def cpu_expire_leases() -> int:
+    """Periodic (Celery beat, every minute): free answer slots whose lease ran out.
+
+    Claims treat an expired lease as free on their own; this keeps the
+    slots tidy and the admin's "on screen now" figure exact.
+    """
+    from apps.core import clock
+    from apps.studies.allocation import leases_expire
+
+    return leases_expire(now=clock.now())

@@ -1,6 +1,7 @@
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db.models import Count, Q
 from django.http import HttpRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -18,7 +19,13 @@ from apps.studies.models import (
     Task,
 )
 from apps.studies.selectors import experiment_progress
-from apps.studies.services import experiment_check_design, study_close, study_launch
+from apps.studies.services import (
+    experiment_check_design,
+    study_close,
+    study_launch,
+    study_pause,
+    study_resume,
+)
 
 
 def rater_link(experiment: Experiment) -> str:
@@ -33,7 +40,7 @@ class ExperimentAdminForm(forms.ModelForm):
         fields = (
             "study", "slug", "name", "position", "kind", "scale_points", "stimulus_kind", "method",
             "pairs", "conditions", "images_per_class", "answers_per_task", "tasks_per_rater",
-            "one_task_per_image", "instructions",
+            "one_task_per_image", "lease_seconds", "instructions",
         )  # fmt: skip
 
     def clean(self):
@@ -50,6 +57,21 @@ class ExperimentAdminForm(forms.ModelForm):
             except ApplicationError as exc:
                 raise forms.ValidationError(exc.message) from None
         return cleaned
+
+
+REPEATS_WARNING = (
+    "Experiment '{}' may show a rater the same source image in several tasks "
+    "(one task per image is off). Repeated images and maps can tell raters which "
+    "side is which condition; keep it on unless the design needs repeats."
+)
+
+
+def warn_about_repeats(modeladmin: admin.ModelAdmin, request, experiments) -> None:
+    for experiment in experiments:
+        if not experiment.one_task_per_image:
+            modeladmin.message_user(
+                request, REPEATS_WARNING.format(experiment.slug), messages.WARNING
+            )
 
 
 class ExperimentInline(admin.StackedInline):
@@ -75,7 +97,8 @@ class ExperimentInline(admin.StackedInline):
         ("slug", "name", "position"),
         ("kind", "scale_points", "stimulus_kind", "method"),
         ("pairs", "conditions"),
-        ("images_per_class", "answers_per_task", "tasks_per_rater", "one_task_per_image"),
+        ("images_per_class", "answers_per_task", "tasks_per_rater"),
+        ("one_task_per_image", "lease_seconds"),
         "instructions",
     )
 
@@ -85,9 +108,9 @@ class StudyAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "status", "family", "launched_at", "download")
     list_filter = ("status",)
     prepopulated_fields = {"slug": ("name",)}
-    readonly_fields = ("status", "launched_at", "links_and_progress")
+    readonly_fields = ("status", "launched_at", "closed_at", "links_and_progress")
     inlines = [ExperimentInline]
-    actions = ["launch", "close"]
+    actions = ["launch", "pause", "resume", "close"]
 
     def get_urls(self):
         return [
@@ -106,6 +129,10 @@ class StudyAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="{study.slug}-responses.csv"'
         return response
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        warn_about_repeats(self, request, form.instance.experiments.all())
+
     @admin.display(description="responses")
     def download(self, obj: Study) -> str:
         return format_html(
@@ -120,20 +147,26 @@ class StudyAdmin(admin.ModelAdmin):
             return "-"
         rows = [
             (
-                e.name,
-                rater_link(e),
-                rater_link(e),
-                e.n_tasks,
-                e.n_answers or 0,
-                e.n_tasks * e.answers_per_task,
+                p.experiment.name,
+                rater_link(p.experiment),
+                rater_link(p.experiment),
+                p.n_tasks,
+                p.n_tasks_complete,
+                p.n_answers,
+                p.n_slots,
+                p.n_leased,
+                p.n_late,
+                p.n_over_quota,
             )
-            for e in experiment_progress(study=obj)
+            for p in experiment_progress(study=obj)
         ]
         return format_html(
-            "<table><tr><th>experiment</th><th>rater link</th><th>tasks</th><th>answers</th></tr>{}</table>",
+            "<table><tr><th>experiment</th><th>rater link</th><th>tasks</th><th>complete</th>"
+            "<th>answers</th><th>on screen now</th><th>late (over quota)</th></tr>{}</table>",
             format_html_join(
                 "",
-                '<tr><td>{}</td><td><a href="{}">{}</a></td><td>{}</td><td>{} / {}</td></tr>',
+                '<tr><td>{}</td><td><a href="{}">{}</a></td><td>{}</td><td>{}</td>'
+                "<td>{} / {}</td><td>{}</td><td>{} ({})</td></tr>",
                 rows,
             ),
         )
@@ -148,11 +181,26 @@ class StudyAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"Study '{study.slug}' is live.")
 
-    @admin.action(description="Close (stop accepting answers)")
-    def close(self, request, queryset):
+    def _transition(self, request, queryset, service, done: str) -> None:
         for study in queryset:
-            study_close(study=study)
-        self.message_user(request, f"Closed {queryset.count()} studies.")
+            try:
+                service(study=study)
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, f"Study '{study.slug}' {done}.")
+
+    @admin.action(description="Pause (raters keep their task; nobody gets a new one)")
+    def pause(self, request, queryset):
+        self._transition(request, queryset, study_pause, "is paused")
+
+    @admin.action(description="Resume (hand out tasks again)")
+    def resume(self, request, queryset):
+        self._transition(request, queryset, study_resume, "is live again")
+
+    @admin.action(description="Close (stop accepting answers for good)")
+    def close(self, request, queryset):
+        self._transition(request, queryset, study_close, "is closed")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -170,6 +218,10 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_filter = ("study", "kind")
     readonly_fields = ("code",)
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        warn_about_repeats(self, request, [obj])
+
     @admin.display(description="rater link")
     def link(self, obj: Experiment) -> str:
         url = rater_link(obj)
@@ -178,9 +230,20 @@ class ExperimentAdmin(admin.ModelAdmin):
 
 @admin.register(Task)
 class TaskAdmin(ReadOnlyAdmin):
-    list_display = ("pk", "experiment", "image", "left_is_a", "responses_received", "quota")
+    list_display = ("pk", "experiment", "image", "left_is_a", "answers", "quota")
     list_filter = ("experiment__study", "experiment")
     list_select_related = ("experiment__study", "image")
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(n_answers=Count("slots", filter=Q(slots__is_answered=True)))
+        )
+
+    @admin.display(description="answers", ordering="n_answers")
+    def answers(self, obj: Task) -> int:
+        return obj.n_answers
 
 
 @admin.register(Rater)
@@ -194,12 +257,14 @@ class RaterAdmin(ReadOnlyAdmin):
 class ParticipationAdmin(ReadOnlyAdmin):
     list_display = ("rater", "experiment", "status", "answered", "target", "completion_code")
     list_filter = ("status", "experiment__study")
+    list_select_related = ("rater", "experiment__study")
 
 
 @admin.register(Assignment)
 class AssignmentAdmin(ReadOnlyAdmin):
-    list_display = ("public_id", "rater", "task", "status", "claimed_at", "expires_at")
-    list_filter = ("status",)
+    list_display = ("public_id", "rater", "task", "claimed_at")
+    list_filter = ("experiment__study", "experiment")
+    list_select_related = ("rater",)
 
 
 @admin.register(Response)
@@ -208,11 +273,12 @@ class ResponseAdmin(ReadOnlyAdmin):
         "pk",
         "task",
         "rater",
-        "slot",
         "answer",
         "answer_raw",
         "response_ms",
         "submitted_at",
+        "late",
+        "over_quota",
     )
-    list_filter = ("task__experiment__study", "task__experiment")
+    list_filter = ("task__experiment__study", "task__experiment", "late", "over_quota")
     list_select_related = ("task__experiment__study", "rater")

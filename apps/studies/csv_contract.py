@@ -22,4 +22,10 @@ RESPONSE_COLUMNS: tuple[str, ...] = (
     "answer_raw",
     "response_ms",
     "submitted_at",
+    "late",
+    "over_quota",
 )
+# The two flags came later (README "Response CSV"): a file without them still
+# loads, every answer then counts as on time and within quota.
+FLAG_COLUMNS: tuple[str, ...] = ("late", "over_quota")
+REQUIRED_COLUMNS: tuple[str, ...] = RESPONSE_COLUMNS[: -len(FLAG_COLUMNS)]

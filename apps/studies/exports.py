@@ -37,6 +37,8 @@ def response_rows(*, study: Study, chunk_size: int = 5000) -> Iterator[list[str]
             "answer_raw",
             "response_ms",
             "submitted_at",
+            "late",
+            "over_quota",
         )
         .iterator(chunk_size=chunk_size)
     )
@@ -54,6 +56,8 @@ def response_rows(*, study: Study, chunk_size: int = 5000) -> Iterator[list[str]
         answer_raw,
         response_ms,
         submitted_at,
+        late,
+        over_quota,
     ) in rows:
         experiment: Experiment = experiments[experiment_id]
         pairwise = experiment.kind == Experiment.Kind.PAIRWISE
@@ -74,6 +78,8 @@ def response_rows(*, study: Study, chunk_size: int = 5000) -> Iterator[list[str]
             answer_raw,
             "" if response_ms is None else str(response_ms),
             submitted_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "true" if late else "false",
+            "true" if over_quota else "false",
         ]
 
 

@@ -1,11 +1,23 @@
-"""Studies, experiments, tasks, raters, assignments and responses.
+"""Studies, experiments, tasks, answer slots, raters, assignments and responses.
+
+Allocation (see :mod:`apps.studies.allocation`): every task has exactly
+``quota`` :class:`Slot` rows, created at launch. A slot is *free*, *leased* to
+one participation until ``lease_expires_at``, or *answered*. A rater is handed
+a task by leasing one of its slots, and an answer fills the slot it holds, so
+
+    stored in-quota answers + live leases <= quota
+
+holds by construction: both are states of the same ``quota`` rows.
 
 Invariants the database itself enforces (not only the services):
-- a rater answers a task at most once: UNIQUE(task, rater) on responses;
-- a task never receives more answers than its quota: every response takes a
-  slot from the task's counter, CHECK(responses_received <= quota) refuses the
-  increment past the quota, and UNIQUE(task, slot) refuses a second response
-  in the same slot;
+- a slot is in exactly one of the three states (CHECK ``slot_state``);
+- an in-quota answer fills one slot, and a slot holds at most one answer
+  (UNIQUE ``responses.slot``); an answer outside the quota (a late answer
+  that found no free slot) has no slot and is flagged ``over_quota``;
+- a rater is given a task at most once (UNIQUE(task, rater) on assignments)
+  and answers it at most once (UNIQUE(task, rater) on responses);
+- within an experiment that shows one task per image, a rater is given an
+  image at most once (partial UNIQUE(participation, image));
 - a pairwise task stores which condition is shown on the left
   (``left_is_a``), fixed at generation; a forced-choice task has neither a
   second stimulus nor a side.
@@ -20,7 +32,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Q
 
 from apps.core.models import TimeStampedModel
 from apps.pipeline.models import ModelFamily, SourceImage, Stimulus
@@ -34,10 +46,15 @@ def _completion_code() -> str:
     return secrets.token_hex(4).upper()
 
 
+def _default_lease_seconds() -> int:
+    return settings.ASSIGNMENT_LEASE_SECONDS
+
+
 class Study(TimeStampedModel):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
         LIVE = "live", "Live"
+        PAUSED = "paused", "Paused"
         CLOSED = "closed", "Closed"
 
     name = models.CharField(max_length=200)
@@ -46,10 +63,16 @@ class Study(TimeStampedModel):
     family = models.ForeignKey(ModelFamily, on_delete=models.PROTECT, related_name="studies")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     seed = models.PositiveIntegerField(default=0)
+    one_task_per_image_across_experiments = models.BooleanField(
+        default=False,
+        help_text="Never show a rater the same source image in two experiments of this study "
+        "(a rater is recognised by their crowd worker id, or by their browser on a plain link).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     launched_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "studies"
@@ -86,7 +109,14 @@ class Experiment(TimeStampedModel):
     answers_per_task = models.PositiveSmallIntegerField(default=5)
     tasks_per_rater = models.PositiveIntegerField(default=20)
     one_task_per_image = models.BooleanField(
-        default=False, help_text="Never show a rater two tasks of the same image."
+        default=True,
+        help_text="Never show a rater two tasks of the same source image (keeps raters blind: "
+        "a repeated image or map hints at the conditions). Turn off only with a reason.",
+    )
+    lease_seconds = models.PositiveIntegerField(
+        default=_default_lease_seconds,
+        help_text="How long a rater holds a task before it may go to someone else; the task "
+        "page extends it while the rater is on the page.",
     )
     instructions = models.TextField(blank=True)
     code = models.CharField(max_length=20, unique=True, default=_public_code, editable=False)
@@ -102,6 +132,9 @@ class Experiment(TimeStampedModel):
             ),
             models.CheckConstraint(
                 condition=Q(answers_per_task__gte=1), name="experiment_quota_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(lease_seconds__gte=10), name="experiment_lease_min_10s"
             ),
         ]
 
@@ -124,7 +157,6 @@ class Task(models.Model):
     )
     left_is_a = models.BooleanField(null=True, blank=True)
     quota = models.PositiveSmallIntegerField()
-    responses_received = models.PositiveSmallIntegerField(default=0)
     position = models.PositiveIntegerField(
         help_text="Random allocation order, fixed at generation."
     )
@@ -132,11 +164,7 @@ class Task(models.Model):
 
     class Meta:
         ordering = ["experiment", "position"]
-        indexes = [models.Index(fields=["experiment", "responses_received", "position"])]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(responses_received__lte=F("quota")), name="task_within_quota"
-            ),
             models.CheckConstraint(condition=Q(quota__gte=1), name="task_quota_positive"),
             models.CheckConstraint(
                 condition=(Q(stimulus_b__isnull=True) & Q(left_is_a__isnull=True))
@@ -152,7 +180,67 @@ class Task(models.Model):
         return f"task {self.pk} ({self.experiment})"
 
 
+class Slot(models.Model):
+    """One of a task's ``quota`` answers: free, leased to a participation, or answered.
+
+    ``rank`` is the allocation order within the experiment, breadth first:
+    every task's first slot (in the task's shuffled ``position`` order) comes
+    before any task's second slot, so a study stopped early has its answers
+    spread over all tasks. A claim takes the lowest-ranked claimable slot
+    through the partial index ``slot_open_by_rank`` (see
+    :mod:`apps.studies.allocation`). ``experiment`` and ``image`` are copies of
+    the task's, so a claim never joins.
+    """
+
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="slots", db_index=False)
+    image = models.ForeignKey(
+        SourceImage, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    number = models.PositiveSmallIntegerField(help_text="1..quota")
+    rank = models.PositiveIntegerField()
+    holder = models.ForeignKey(
+        "Participation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False, help_text="The lease holder, or who answered.",
+    )  # fmt: skip
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    is_answered = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["experiment", "rank"],
+                condition=Q(is_answered=False),
+                name="slot_open_by_rank",
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(lease_expires_at__isnull=False),
+                name="slot_lease_expiry",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "number"], name="slot_unique_number"),
+            models.CheckConstraint(condition=Q(number__gte=1), name="slot_number_positive"),
+            models.CheckConstraint(
+                condition=(
+                    Q(is_answered=False, holder__isnull=True, lease_expires_at__isnull=True)
+                    | Q(is_answered=False, holder__isnull=False, lease_expires_at__isnull=False)
+                    | Q(is_answered=True, holder__isnull=False, lease_expires_at__isnull=True)
+                ),
+                name="slot_state",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"slot {self.number} of task {self.task_id}"
+
+
 class Rater(TimeStampedModel):
+    """A person: a crowd worker (by provider and worker id) or a browser (plain links)."""
+
     class Source(models.TextChoices):
         LINK = "link", "Plain link"
         PROLIFIC = "prolific", "Prolific"
@@ -160,7 +248,9 @@ class Rater(TimeStampedModel):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     source = models.CharField(max_length=10, choices=Source.choices)
-    external_id = models.CharField(max_length=200)
+    external_id = models.CharField(
+        max_length=64, help_text="Crowd worker id; for a plain link, a hash of the browser."
+    )
 
     class Meta:
         constraints = [
@@ -172,12 +262,18 @@ class Rater(TimeStampedModel):
 
 
 class Participation(TimeStampedModel):
-    """A rater's session in one experiment: how many tasks, how far, done or not."""
+    """A rater's session in one experiment: how many tasks, how far, done or not.
+
+    ``current_assignment`` is the task on the rater's screen (a reload shows
+    it again). ``browser_hash`` binds a crowd worker's participation to the
+    browser that started it; ``ip_hash`` (HMAC, never the address) serves the
+    optional per-IP join limit of plain links.
+    """
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
         COMPLETED = "completed", "Completed"
-        EXHAUSTED = "exhausted", "No tasks left"
+        EXHAUSTED = "exhausted", "No tasks left before any answer"
 
     rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="participations")
     experiment = models.ForeignKey(
@@ -186,60 +282,89 @@ class Participation(TimeStampedModel):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     target = models.PositiveIntegerField()
     answered = models.PositiveIntegerField(default=0)
+    current_assignment = models.ForeignKey(
+        "Assignment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     completion_code = models.CharField(max_length=16, default=_completion_code, editable=False)
     external_session = models.JSONField(default=dict, blank=True)
+    browser_hash = models.CharField(max_length=64, blank=True)
+    ip_hash = models.CharField(max_length=64, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        indexes = [
+            models.Index(fields=["browser_hash", "created_at"], name="participation_browser"),
+            models.Index(fields=["ip_hash", "created_at"], name="participation_ip"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["rater", "experiment"], name="participation_unique_rater"
             ),
-            models.CheckConstraint(
-                condition=Q(answered__lte=F("target")), name="participation_within_target"
-            ),
         ]
+
+    def __str__(self) -> str:
+        return f"participation {self.pk} ({self.status}, {self.answered}/{self.target})"
 
 
 class Assignment(models.Model):
-    """A task handed to a rater, held under a lease until answered or expired."""
+    """A task handed to a rater: the lease on ``slot`` and the rater's history.
 
-    class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        ANSWERED = "answered", "Answered"
-        EXPIRED = "expired", "Expired"
+    Written once at claim time. Whether the rater still holds the task is the
+    slot's business (``slot.holder``); whether they answered it, the
+    response's. ``image`` and ``experiment`` are copies of the task's, for the
+    exclusion checks of a claim.
+    """
 
     participation = models.ForeignKey(
-        Participation, on_delete=models.CASCADE, related_name="assignments"
+        Participation, on_delete=models.CASCADE, related_name="assignments", db_index=False
     )
-    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="assignments")
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="assignments")
+    rater = models.ForeignKey(
+        Rater, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    task = models.ForeignKey(
+        Task, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
+    image = models.ForeignKey(
+        SourceImage, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    slot = models.ForeignKey(Slot, on_delete=models.CASCADE, related_name="+", db_index=False)
+    one_per_image = models.BooleanField(
+        help_text="Copied from the experiment: the rater may get this image only once."
+    )
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     claimed_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
 
     class Meta:
-        indexes = [models.Index(fields=["task", "status", "expires_at"])]
+        indexes = [
+            models.Index(fields=["participation", "image"], name="assignment_seen_image"),
+            models.Index(fields=["rater", "image"], name="assignment_rater_image"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["task", "rater"], name="assignment_unique_rater"),
-            # One current task per rater session, so a reload shows the same one.
             models.UniqueConstraint(
-                fields=["participation"],
-                condition=Q(status="active"),
-                name="assignment_one_active",
+                fields=["participation", "image"],
+                condition=Q(one_per_image=True),
+                name="assignment_one_per_image",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"assignment {self.public_id} ({self.status})"
+        return f"assignment {self.public_id}"
 
 
 class Response(models.Model):
     assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="response")
-    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="responses")
+    task = models.ForeignKey(
+        Task, on_delete=models.PROTECT, related_name="responses", db_index=False
+    )
     rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="responses")
-    slot = models.PositiveSmallIntegerField(help_text="1..quota: which of the task's answers.")
+    slot = models.OneToOneField(
+        Slot, null=True, blank=True, on_delete=models.PROTECT, related_name="response",
+        help_text="The answer slot it filled; empty for a late answer kept outside the quota.",
+    )  # fmt: skip
     choice = models.PositiveSmallIntegerField(help_text="Index of the clicked option, as shown.")
     answer = models.CharField(
         max_length=100, help_text="Pairwise: -k..+k from A's view; forced choice: class or idk."
@@ -248,14 +373,23 @@ class Response(models.Model):
     answer_raw = models.CharField(max_length=200)
     response_ms = models.PositiveIntegerField(null=True, blank=True)
     submitted_at = models.DateTimeField(db_index=True)
+    late = models.BooleanField(
+        default=False, help_text="Submitted after the rater's lease on the task had run out."
+    )
+    over_quota = models.BooleanField(
+        default=False, help_text="Late, and every slot of the task was taken: kept, not counted."
+    )
 
     class Meta:
         ordering = ["submitted_at", "pk"]
         constraints = [
             models.UniqueConstraint(fields=["task", "rater"], name="response_unique_rater"),
-            models.UniqueConstraint(fields=["task", "slot"], name="response_unique_slot"),
-            models.CheckConstraint(condition=Q(slot__gte=1), name="response_slot_positive"),
+            models.CheckConstraint(
+                condition=Q(over_quota=False, slot__isnull=False)
+                | Q(over_quota=True, late=True, slot__isnull=True),
+                name="response_slot_iff_in_quota",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"response {self.pk}: task {self.task_id} slot {self.slot} = {self.answer}"
+        return f"response {self.pk}: task {self.task_id} = {self.answer}"

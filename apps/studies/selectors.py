@@ -11,24 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.files.storage import default_storage
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, Q
 
-from apps.studies.models import Assignment, Experiment, Participation, Study, Task
+from apps.core import clock
+from apps.studies.models import Assignment, Experiment, Participation, Response, Slot, Study, Task
 from apps.studies.scales import forced_choice_labels, pairwise_labels
-
-
-@dataclass(frozen=True)
-class Progress:
-    answered: int
-    target: int
-
-    @property
-    def percent(self) -> int:
-        return round(100 * self.answered / self.target) if self.target else 100
-
-
-def participation_progress(*, participation: Participation) -> Progress:
-    return Progress(answered=participation.answered, target=participation.target)
 
 
 def _url(name: str) -> str:
@@ -83,12 +70,105 @@ def study_detail(*, slug: str) -> Study:
     return Study.objects.select_related("family").get(slug=slug)
 
 
-def experiment_progress(*, study: Study) -> QuerySet[Experiment]:
-    """Experiments with task and answer counts, for the admin and the results page."""
-    return study.experiments.annotate(
-        n_tasks=Count("tasks", distinct=True),
-        n_tasks_complete=Count(
-            "tasks", filter=Q(tasks__responses_received=F("tasks__quota")), distinct=True
-        ),
-        n_answers=Sum("tasks__responses_received"),
-    ).order_by("position", "pk")
+@dataclass(frozen=True)
+class ExperimentProgress:
+    experiment: Experiment
+    n_tasks: int
+    n_tasks_complete: int
+    n_answers: int  # in-quota answers (filled slots)
+    n_slots: int  # tasks x quota: the answers the experiment asks for
+    n_leased: int  # tasks on a rater's screen right now (live leases)
+    n_late: int  # answers that came after their lease ran out
+    n_over_quota: int  # late answers kept outside the quota
+
+
+def _per_experiment(rows, key: str = "experiment_id") -> dict[int, dict[str, int]]:
+    return {row.pop(key): row for row in rows}
+
+
+def experiment_progress(*, study: Study) -> list[ExperimentProgress]:
+    """Per experiment: tasks, complete tasks, answers, live leases, late and over-quota answers.
+
+    A handful of aggregate queries over the study's slots and responses (not
+    one per experiment), for the admin and the results page.
+    """
+    experiments = list(study.experiments.order_by("position", "pk"))
+    ids = [e.pk for e in experiments]
+    now = clock.now()
+    slots = _per_experiment(
+        Slot.objects.filter(experiment_id__in=ids)
+        .values("experiment_id")
+        .annotate(
+            n_slots=Count("pk"),
+            n_answers=Count("pk", filter=Q(is_answered=True)),
+            n_leased=Count("pk", filter=Q(is_answered=False, lease_expires_at__gt=now)),
+            n_tasks_open=Count("task_id", filter=Q(is_answered=False), distinct=True),
+        )
+        .order_by()
+    )
+    tasks = _per_experiment(
+        Task.objects.filter(experiment_id__in=ids)
+        .values("experiment_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    answers = _per_experiment(
+        Response.objects.filter(task__experiment_id__in=ids)
+        .values("task__experiment_id")
+        .annotate(
+            late=Count("pk", filter=Q(late=True)), over=Count("pk", filter=Q(over_quota=True))
+        )
+        .order_by(),
+        key="task__experiment_id",
+    )
+    rows = []
+    for experiment in experiments:
+        s = slots.get(experiment.pk, {})
+        n_tasks = tasks.get(experiment.pk, {}).get("n", 0)
+        a = answers.get(experiment.pk, {})
+        rows.append(
+            ExperimentProgress(
+                experiment=experiment,
+                n_tasks=n_tasks,
+                n_tasks_complete=n_tasks - s.get("n_tasks_open", 0),
+                n_answers=s.get("n_answers", 0),
+                n_slots=s.get("n_slots", 0),
+                n_leased=s.get("n_leased", 0),
+                n_late=a.get("late", 0),
+                n_over_quota=a.get("over", 0),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class ParticipationEnd:
+    """What the end page tells a rater: why it ended, what was stored, the code if earned."""
+
+    reason: str  # "completed" | "exhausted" | "closed" | "active"
+    answered: int
+    remaining: int
+    completion_code: str | None
+
+
+def participation_end(*, participation: Participation) -> ParticipationEnd:
+    """The completion code shows only for real completion (target reached, or nothing
+    left after at least one answer) or, once the study is closed, for the work done."""
+    study_closed = participation.experiment.study.status == Study.Status.CLOSED
+    status = participation.status
+    answered = participation.answered
+    if status == Participation.Status.COMPLETED:
+        reason = "completed"
+    elif study_closed:
+        reason = "closed"
+    elif status == Participation.Status.EXHAUSTED:
+        reason = "exhausted"
+    else:
+        reason = "active"
+    earned = reason == "completed" or (reason == "closed" and answered > 0)
+    return ParticipationEnd(
+        reason=reason,
+        answered=answered,
+        remaining=max(participation.target - answered, 0) if reason == "active" else 0,
+        completion_code=participation.completion_code if earned else None,
+    )

@@ -11,8 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from apps.studies.services import assignment_claim_next, rater_join, response_submit
-from tests.studies.helpers import launched_study
+from tests.studies.helpers import answer, join, launched_study, next_task
 
 pytestmark = pytest.mark.django_db
 
@@ -21,15 +20,10 @@ def _answered_study(n_raters: int = 3):
     study = launched_study(images_per_class=1, tasks_per_rater=6)
     for experiment in study.experiments.all():
         for r in range(n_raters):
-            participation = rater_join(experiment=experiment)
+            participation = join(experiment)
             for i in range(6):
-                assignment = assignment_claim_next(participation=participation)
-                response_submit(
-                    participation=participation,
-                    assignment_id=str(assignment.public_id),
-                    choice=(r + i) % 5,
-                    response_ms=1500 + 10 * i,
-                )
+                assignment = next_task(participation)
+                answer(participation, assignment, (r + i) % 5, response_ms=1500 + 10 * i)
     return study
 
 

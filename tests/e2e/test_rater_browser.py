@@ -13,7 +13,7 @@ import os
 import pytest
 from django.core.management import call_command
 
-from apps.studies.models import Response
+from apps.studies.models import Participation, Response, Slot
 from apps.studies.scales import pairwise_encode
 from tests.conftest import CHROMIUM
 from tests.studies.helpers import launched_study
@@ -65,8 +65,9 @@ def _wait_for_task(page, number: int, target: int) -> None:
 
 
 def test_rater_answers_pairwise_and_forced_choice_tasks_in_the_browser(live_server, page, tmp_path):
-    # given a live study: pairwise 5-point and forced choice, 4 tasks per rater
-    study = launched_study(tasks_per_rater=4)
+    # given a live study: pairwise 5-point and forced choice, 4 tasks per rater, leases
+    # of 15 s (the page sends a heartbeat every 5 s)
+    study = launched_study(tasks_per_rater=4, lease_seconds=15)
     pairwise = study.experiments.get(slug="pw")
     forced = study.experiments.get(slug="fc")
 
@@ -77,6 +78,14 @@ def test_rater_answers_pairwise_and_forced_choice_tasks_in_the_browser(live_serv
     _wait_for_task(page, 1, 4)
     assert page.locator("#predicted").inner_text() != ""
     page.screenshot(path=str(tmp_path / "pairwise.png"))
+
+    # while they look at the task, the page's heartbeat keeps their lease alive
+    participation = Participation.objects.get(experiment=pairwise)
+    slot = Slot.objects.get(holder=participation, is_answered=False)
+    first_expiry = slot.lease_expires_at
+    page.wait_for_timeout(6500)
+    slot.refresh_from_db()
+    assert slot.holder_id == participation.pk and slot.lease_expires_at > first_expiry
 
     # they answer with the keyboard: "1" = left clearly more reasonable
     page.keyboard.press("1")
@@ -95,6 +104,7 @@ def test_rater_answers_pairwise_and_forced_choice_tasks_in_the_browser(live_serv
     page.wait_for_url(f"**/r/{pairwise.code}/done/")
     code = page.locator("#completion-code").inner_text()
     assert len(code) == 8
+    assert not Slot.objects.filter(holder=participation, is_answered=False).exists()
 
     # then four responses, encoded from condition A's point of view
     responses = list(

@@ -43,6 +43,8 @@ def _study_form(family, **experiment) -> dict:
         "experiments-0-images_per_class": "1",
         "experiments-0-answers_per_task": "5",
         "experiments-0-tasks_per_rater": "10",
+        "experiments-0-one_task_per_image": "on",
+        "experiments-0-lease_seconds": "1800",
         "experiments-0-instructions": "",
     }
     data.update({f"experiments-0-{k}": v for k, v in experiment.items()})
@@ -57,6 +59,39 @@ def test_admin_refuses_an_experiment_with_an_unknown_variant(admin_client_):
     assert response.status_code == 200
     assert "unknown variant(s) cpr3" in response.content.decode()
     assert not Study.objects.exists()
+
+
+def test_admin_warns_when_an_experiment_may_repeat_images(admin_client_):
+    family = family_with_stimuli(slug="adm3", images_per_class=1)
+    form = _study_form(family)
+    del form["experiments-0-one_task_per_image"]  # an unticked checkbox
+    response = admin_client_.post("/admin/studies/study/add/", form, follow=True)
+    assert "may show a rater the same source image" in response.content.decode()
+    assert Experiment.objects.get().one_task_per_image is False
+    quiet = admin_client_.post(
+        "/admin/studies/study/add/", {**_study_form(family), "slug": "other"}, follow=True
+    )
+    assert "may show a rater the same source image" not in quiet.content.decode()
+
+
+def test_admin_pauses_resumes_and_closes_a_study(admin_client_):
+    study = launched_study()
+
+    def act(action: str) -> str:
+        admin_client_.post(
+            "/admin/studies/study/", {"action": action, "_selected_action": [study.pk]}
+        )
+        study.refresh_from_db()
+        return study.status
+
+    assert act("pause") == Study.Status.PAUSED
+    assert act("resume") == Study.Status.LIVE
+    assert act("close") == Study.Status.CLOSED
+    response = admin_client_.post(
+        "/admin/studies/study/", {"action": "resume", "_selected_action": [study.pk]}, follow=True
+    )
+    assert "cannot be resumed" in response.content.decode()
+    assert study.status == Study.Status.CLOSED
 
 
 def test_admin_creates_and_launches_a_study_and_shows_links(admin_client_):

@@ -10,28 +10,23 @@ from django.test import Client
 
 from apps.studies.exports import RESPONSE_COLUMNS
 from apps.studies.models import Task
-from apps.studies.services import assignment_claim_next, rater_join, response_submit
-from tests.studies.helpers import launched_study
+from tests.studies.helpers import answer as submit
+from tests.studies.helpers import join, launched_study, next_task
 
 pytestmark = pytest.mark.django_db
 
 
 def _answer(participation, choice, *, left_is_a=None):
-    assignment = assignment_claim_next(participation=participation)
+    assignment = next_task(participation)
     if left_is_a is not None:
         Task.objects.filter(pk=assignment.task_id).update(left_is_a=left_is_a)
-    return response_submit(
-        participation=participation,
-        assignment_id=str(assignment.public_id),
-        choice=choice,
-        response_ms=900,
-    )
+    return submit(participation, assignment, choice, response_ms=900).response
 
 
 def test_export_has_one_correct_row_per_answer(tmp_path):
     study = launched_study()
-    pw = rater_join(experiment=study.experiments.get(slug="pw"))
-    fc = rater_join(experiment=study.experiments.get(slug="fc"))
+    pw = join(study.experiments.get(slug="pw"))
+    fc = join(study.experiments.get(slug="fc"))
     r1 = _answer(pw, 1, left_is_a=False)  # "Left slightly more", B on the left -> -1 for A
     r2 = _answer(fc, 10)  # I don't know
     out = tmp_path / "responses.csv"
@@ -61,6 +56,8 @@ def test_export_has_one_correct_row_per_answer(tmp_path):
         "answer_raw": "Left slightly more reasonable",
         "response_ms": "900",
         "submitted_at": pairwise["submitted_at"],
+        "late": "false",
+        "over_quota": "false",
     }
     assert pairwise["condition_a"] in ("cpr1", "cpr2") and pairwise["submitted_at"].endswith("Z")
     assert forced["experiment_kind"] == "forced_choice" and forced["scale_points"] == ""
@@ -76,7 +73,7 @@ def test_export_unknown_study_names_known_ones():
 
 def test_admin_download_streams_the_same_csv():
     study = launched_study()
-    _answer(rater_join(experiment=study.experiments.get(slug="pw")), 2)
+    _answer(join(study.experiments.get(slug="pw")), 2)
     user = get_user_model().objects.create_superuser("r", "r@example.invalid", "pw-123456")
     client = Client()
     client.force_login(user)

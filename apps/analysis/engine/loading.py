@@ -16,14 +16,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from apps.studies.csv_contract import RESPONSE_COLUMNS
+from apps.studies.csv_contract import FLAG_COLUMNS
+from apps.studies.csv_contract import REQUIRED_COLUMNS as _CONTRACT_REQUIRED
 
 from .conditions import LABEL, sort_conditions
 from .errors import AnalysisInputError
 
-REQUIRED_COLUMNS: tuple[str, ...] = RESPONSE_COLUMNS  # the export's contract
+REQUIRED_COLUMNS: tuple[str, ...] = _CONTRACT_REQUIRED  # the export's contract
 # Optional columns the engine understands; any other extra column is ignored.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("is_catch", "excluded", "catch_expected")
+# late / over_quota: written by every export since the allocation engine;
+# older files without them load with both false.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("is_catch", "excluded", "catch_expected", *FLAG_COLUMNS)
 # submitted_at is required in the header but its values are not used by any table.
 _UNUSED = {"submitted_at", "study"}
 
@@ -58,7 +61,8 @@ class Responses:
     experiments), task_id, rater, rater_source, condition_a, condition_b,
     shown_left_a (bool), value (int8: pairwise answer from condition_a's view),
     answer (categorical: the answer text), answer_raw, response_ms (float),
-    image_id, image_class, is_catch (bool), excluded_flag (bool), catch_expected.
+    image_id, image_class, is_catch (bool), excluded_flag (bool), catch_expected,
+    late (bool), over_quota (bool: a late answer kept outside the task's quota).
     """
 
     df: pd.DataFrame
@@ -240,6 +244,8 @@ def load_responses(
 
     is_catch = _truthy(cols["is_catch"], source) if "is_catch" in cols else np.zeros(n, bool)
     excluded_flag = _truthy(cols["excluded"], source) if "excluded" in cols else np.zeros(n, bool)
+    late = _truthy(cols["late"], source) if "late" in cols else np.zeros(n, bool)
+    over_quota = _truthy(cols["over_quota"], source) if "over_quota" in cols else np.zeros(n, bool)
     catch_expected = np.full(n, np.nan)
     if "catch_expected" in cols:
         ce = cols["catch_expected"]
@@ -429,6 +435,8 @@ def load_responses(
             "is_catch": is_catch,
             "excluded_flag": excluded_flag,
             "catch_expected": catch_expected,
+            "late": late,
+            "over_quota": over_quota,
         }
     )
     return Responses(df=df, experiments=experiments, source=source)

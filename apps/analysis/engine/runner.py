@@ -25,6 +25,8 @@ class AnalysisOptions:
     n_boot: bootstrap replicates (0 turns CIs off); seed: RNG seed;
     ci_level: two-sided CI level; bootstrap_units: tasks | raters | both;
     include_excluded: keep raters that the quality rules exclude;
+    include_over_quota: keep late answers that were stored outside their
+    task's quota (left out by default: the task already had its answers);
     target_ci_width: full CI width the power estimate aims for;
     figures: draw PNG+SVG figures; metrics / model_accuracy: optional side
     tables (path or DataFrame); known_conditions / classes: see load_responses.
@@ -35,6 +37,7 @@ class AnalysisOptions:
     ci_level: float = 0.95
     bootstrap_units: str = "both"
     include_excluded: bool = False
+    include_over_quota: bool = False
     rules: quality.QualityRules = field(default_factory=quality.QualityRules)
     target_ci_width: float = 0.05
     figures: bool = True
@@ -194,6 +197,8 @@ def run_analysis(df_or_path, out_dir, *, options: AnalysisOptions | None = None)
     rq = quality.rater_quality(responses, opts.rules)
     excluded = rq.loc[rq["excluded"], ["rater_id", "rater_source", "n_answers", "reasons"]]
     keep = ~df["is_catch"].to_numpy()
+    if not opts.include_over_quota:
+        keep &= ~df["over_quota"].to_numpy()
     if not opts.include_excluded and len(excluded):
         keep &= ~df["rater"].astype(str).isin(set(excluded["rater_id"])).to_numpy()
     used = df[keep]
@@ -496,6 +501,7 @@ def _readme(
     responses: Responses, opts: AnalysisOptions, result: AnalysisResult, rq: pd.DataFrame
 ) -> str:
     n_catch = int(responses.df["is_catch"].sum())
+    n_over = int(responses.df["over_quota"].sum())
     excl = result.excluded_raters
     state = "INCLUDED (--include-excluded)" if opts.include_excluded else "left out"
     lines = [
@@ -508,6 +514,8 @@ def _readme(
             for n, i in responses.experiments.items()
         ),
         f"Analysed answers: {result.n_answers_used} ({n_catch} catch-trial answers are used for rater quality only).",
+        f"Late answers: {int(responses.df['late'].sum())}, of which {n_over} over their task's quota, "
+        + ("INCLUDED (--include-over-quota)." if opts.include_over_quota else "left out."),
         f"Excluded raters: {len(excl)} by the quality rules, {state}; see excluded_raters.csv"
         + (
             f" ({', '.join(map(str, excl[:20]))}{' ...' if len(excl) > 20 else ''})."

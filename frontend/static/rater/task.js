@@ -1,28 +1,32 @@
 // Rater task page: one task at a time through the JSON API.
 // Every answer is POSTed as soon as it is given; the server stores it exactly
-// once per assignment, so a double click or a retried request never counts twice,
-// and a reload shows the same unanswered task again.
+// once per task, so a double click or a retried request never counts twice,
+// and a reload shows the same unanswered task again. The page always moves on:
+// a task, a short wait (every task left is on someone else's screen, or the
+// study is paused), or the end page. While a task is on screen and the page is
+// visible, a heartbeat keeps the rater's hold on it.
 (function () {
   "use strict";
   const app = document.getElementById("app");
   const code = app.dataset.code;
+  const token = app.dataset.token;
+  const doneUrl = app.dataset.doneUrl;
   const kind = app.dataset.kind;
   const optionsBox = document.getElementById("options");
   const errorBox = document.getElementById("error");
+  const noticeBox = document.getElementById("notice");
   const stimuli = document.getElementById("stimuli");
+  const MAX_MS = 2147483647;
   let current = null;      // the task payload on screen
   let shownAt = 0;         // when its images finished loading (ms, performance clock)
   let busy = false;
-
-  function csrfToken() {
-    const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return m ? decodeURIComponent(m[1]) : "";
-  }
+  let heartbeat = null;    // interval id
+  let retry = null;        // timeout id of a scheduled /next
 
   async function api(path, options) {
     const res = await fetch("/api/r/" + encodeURIComponent(code) + path, Object.assign({
       credentials: "same-origin",
-      headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken()},
+      headers: {"Content-Type": "application/json", "X-Rater-Token": token},
     }, options || {}));
     let body = null;
     try { body = await res.json(); } catch (e) { body = null; }
@@ -38,6 +42,11 @@
   function showError(message) {
     errorBox.textContent = message;
     errorBox.hidden = !message;
+  }
+
+  function showNotice(message) {
+    noticeBox.textContent = message || "";
+    noticeBox.hidden = !message;
   }
 
   function keyFor(index, count) {
@@ -59,7 +68,7 @@
     document.getElementById("progress-text").textContent =
       "Task " + done + " of " + progress.target;
     document.getElementById("progress-fill").style.width =
-      (100 * progress.answered / Math.max(progress.target, 1)) + "%";
+      (100 * Math.min(progress.answered, progress.target) / Math.max(progress.target, 1)) + "%";
   }
 
   function renderOptions(labels) {
@@ -69,11 +78,10 @@
       button.type = "button";
       button.className = "option";
       button.dataset.choice = String(i);
-      const key = keyFor(i, labels.length);
-      button.innerHTML = "";
       const text = document.createElement("span");
       text.textContent = label;
       button.appendChild(text);
+      const key = keyFor(i, labels.length);
       if (key) {
         const kbd = document.createElement("kbd");
         kbd.textContent = key.toUpperCase();
@@ -84,15 +92,43 @@
     });
   }
 
+  function stopHeartbeat() {
+    if (heartbeat !== null) { clearInterval(heartbeat); heartbeat = null; }
+  }
+
+  function startHeartbeat(seconds) {
+    stopHeartbeat();
+    heartbeat = setInterval(function () {
+      if (!current || document.visibilityState !== "visible") return;
+      api("/heartbeat", {method: "POST", body: JSON.stringify({assignment_id: current.assignment_id})})
+        .catch(function () { /* the answer is stored anyway, flagged late if need be */ });
+    }, Math.max(seconds, 5) * 1000);
+  }
+
+  function later(seconds) {
+    if (retry !== null) clearTimeout(retry);
+    retry = setTimeout(function () { retry = null; next(); }, Math.max(seconds || 5, 1) * 1000);
+  }
+
   async function show(payload) {
     if (payload.done) {
-      window.location.assign(payload.done_url);
+      stopHeartbeat();
+      window.location.assign(payload.done_url || doneUrl);
       return;
     }
-    const task = payload.task;
     current = null;
     stimuli.hidden = true;
     optionsBox.replaceChildren();
+    renderProgress(payload.progress);
+    if (!payload.task) {             // wait or paused: say so, ask again soon
+      stopHeartbeat();
+      showNotice(payload.message);
+      busy = false;
+      later(payload.retry_after);
+      return;
+    }
+    showNotice("");
+    const task = payload.task;
     const loads = [];
     if (task.kind === "pairwise") {
       loads.push(loadImage(document.getElementById("left"), task.left_url));
@@ -108,7 +144,15 @@
     renderOptions(task.options);
     stimuli.hidden = false;
     shownAt = performance.now();
+    startHeartbeat(payload.heartbeat_s);
     busy = false;
+  }
+
+  function enableOptions() {
+    optionsBox.querySelectorAll("button").forEach(function (b) {
+      b.disabled = false;
+      b.classList.remove("chosen");
+    });
   }
 
   async function answer(choice) {
@@ -122,21 +166,20 @@
     const body = {
       assignment_id: current.assignment_id,
       choice: choice,
-      response_ms: Math.round(performance.now() - shownAt),
+      response_ms: Math.min(Math.max(Math.round(performance.now() - shownAt), 0), MAX_MS),
     };
     try {
       const result = await api("/responses", {method: "POST", body: JSON.stringify(body)});
       await show(result.next);
     } catch (err) {
-      if (err.status === 409) {
+      if (err.code === "closed") {
+        window.location.assign(doneUrl);
+      } else if (err.status === 409 || err.status === 404) {
         showError(err.message);
         await next();
       } else {
         showError(err.message + (err.status ? "" : " Check your connection and try again."));
-        optionsBox.querySelectorAll("button").forEach(function (b) {
-          b.disabled = false;
-          b.classList.remove("chosen");
-        });
+        enableOptions();
         busy = false;
       }
     }
@@ -147,7 +190,8 @@
     try {
       await show(await api("/next"));
     } catch (err) {
-      showError(err.message);
+      showError(err.message + (err.status ? "" : " Retrying…"));
+      if (!err.status || err.status >= 500) later(5);
     }
   }
 

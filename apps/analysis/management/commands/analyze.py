@@ -50,6 +50,11 @@ class Command(BaseCommand):
             "--include-excluded", action="store_true", help="keep raters the quality rules exclude"
         )
         parser.add_argument(
+            "--include-over-quota",
+            action="store_true",
+            help="keep late answers stored outside their task's quota (left out by default)",
+        )
+        parser.add_argument(
             "--min-catch-accuracy", type=float, default=QualityRules.min_catch_accuracy
         )
         parser.add_argument(
@@ -72,6 +77,7 @@ class Command(BaseCommand):
             ci_level=opts["ci_level"],
             bootstrap_units=opts["bootstrap_units"],
             include_excluded=opts["include_excluded"],
+            include_over_quota=opts["include_over_quota"],
             rules=QualityRules(
                 min_catch_accuracy=opts["min_catch_accuracy"],
                 straight_line_min_answers=opts["straight_line_min"],

@@ -1,0 +1,91 @@
+"""Leases: renew, release and expire them; fill a slot with an answer.
+
+A slot's lease belongs to the participation in ``slot.holder`` until
+``slot.lease_expires_at``. After that the slot is claimable again (lazily,
+by :func:`~apps.studies.allocation.claims.slot_claim`) and the periodic
+:func:`leases_expire` frees it outright; each is correct without the other.
+An expired lease not yet taken by anyone is still the holder's to renew.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+
+from apps.studies.allocation import lock_objects
+from apps.studies.models import Assignment, Slot
+
+
+def _held_by(slot: Slot, participation_id: int) -> bool:
+    return not slot.is_answered and slot.holder_id == participation_id
+
+
+def lease_renew(
+    *, assignment: Assignment, participation_id: int, lease_seconds: int, now: datetime
+) -> datetime | None:
+    """Extend the rater's hold on the assignment's task; the new expiry, or ``None`` if lost.
+
+    If the assignment's own slot went to someone else, another free slot of
+    the same task is taken instead, so a rater keeps their task whenever the
+    task still has room. Runs inside the caller's transaction.
+    """
+    expires = now + timedelta(seconds=lease_seconds)
+    slot = lock_objects.slot_for_update(slot_id=assignment.slot_id)
+    if not (_held_by(slot, participation_id) or (slot.holder_id is None and not slot.is_answered)):
+        slot = lock_objects.slot_of_task_claimable_for_update(task_id=assignment.task_id, now=now)
+        if slot is None:
+            return None
+        Assignment.objects.filter(pk=assignment.pk).update(slot_id=slot.pk)
+        assignment.slot_id = slot.pk
+    Slot.objects.filter(pk=slot.pk).update(holder_id=participation_id, lease_expires_at=expires)
+    return expires
+
+
+def lease_release(*, assignment: Assignment, participation_id: int) -> None:
+    """Give the assignment's slot back (the rater is done or leaves); no-op if not held."""
+    Slot.objects.filter(
+        pk=assignment.slot_id, holder_id=participation_id, is_answered=False
+    ).update(holder_id=None, lease_expires_at=None)
+
+
+def slot_fill(
+    *, assignment: Assignment, participation_id: int, now: datetime
+) -> tuple[Slot | None, bool]:
+    """Mark the slot an answer fills: ``(slot, late)``; ``(None, True)`` if none is free.
+
+    On time: the assignment's own slot, still held. Late (the lease ran out):
+    the own slot if nobody took it, else any free or expired slot of the same
+    task; a live lease of another rater is never taken. With no such slot
+    the answer is kept outside the quota (the caller stores it without a slot).
+    """
+    slot = lock_objects.slot_for_update(slot_id=assignment.slot_id)
+    if _held_by(slot, participation_id):
+        late = slot.lease_expires_at is not None and slot.lease_expires_at <= now
+    else:
+        late = True
+        slot = lock_objects.slot_of_task_claimable_for_update(task_id=assignment.task_id, now=now)
+        if slot is None:
+            return None, True
+    Slot.objects.filter(pk=slot.pk).update(
+        is_answered=True, holder_id=participation_id, lease_expires_at=None
+    )
+    return slot, late
+
+
+def leases_expire(*, now: datetime, batch_size: int = 1000) -> int:
+    """Free every slot whose lease ran out before ``now``; returns how many.
+
+    Batches of ``batch_size`` rows, each its own short transaction; rows
+    locked by a claim or an answer in flight are skipped (they are being
+    handled), so this never waits on the rater loop.
+    """
+    freed = 0
+    while True:
+        with transaction.atomic():
+            ids = lock_objects.slots_expired_for_update(now=now, limit=batch_size)
+            if ids:
+                Slot.objects.filter(pk__in=ids).update(holder_id=None, lease_expires_at=None)
+        freed += len(ids)
+        if len(ids) < batch_size:
+            return freed

@@ -1,0 +1,130 @@
+"""Storing answers: exactly once, never lost, never over a task's quota.
+
+An answer to one of the rater's own assignments is stored whatever happened
+to its lease (the rater did the work): in the slot they hold, else late in
+any free slot of the task, else late and outside the quota, flagged so the
+analysis can leave it out. It is refused only when the study is closed, when
+the choice is invalid, or when the rater already answered that task with a
+different choice (409 naming the stored answer). The same answer again
+returns the stored one, so a retried request never counts twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from apps.core import clock
+from apps.core.exceptions import ApplicationError, ConflictError
+from apps.studies import allocation
+from apps.studies.lock_objects import participation_for_update
+from apps.studies.models import Experiment, Response, Study, Task
+from apps.studies.scales import (
+    forced_choice_answer,
+    forced_choice_labels,
+    pairwise_encode,
+    pairwise_labels,
+)
+from apps.studies.services.serving import NextStep, next_step, participation_assignment
+
+RESPONSE_MS_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    response: Response
+    created: bool  # False: the same answer was already stored
+    next: NextStep
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    answer: str
+    value: int | None
+    answer_raw: str
+
+
+def _encode(*, experiment: Experiment, task: Task, choice: int) -> _Encoded:
+    try:
+        if experiment.is_pairwise:
+            assert task.left_is_a is not None and experiment.scale_points is not None
+            value = pairwise_encode(
+                scale_points=experiment.scale_points, choice=choice, left_is_a=task.left_is_a
+            )
+            return _Encoded(str(value), value, pairwise_labels(experiment.scale_points)[choice])
+        class_names = list(experiment.study.family.class_names)
+        return _Encoded(
+            forced_choice_answer(class_names=class_names, choice=choice),
+            None,
+            forced_choice_labels(class_names)[choice],
+        )
+    except ValueError as exc:
+        raise ApplicationError(
+            f"choice: {exc}.", code="invalid_choice", extra={"field": "choice"}
+        ) from None
+
+
+def _stored(response: Response, *, choice: int) -> Response:
+    if response.choice != choice:
+        raise ConflictError(
+            f"You already answered this task with '{response.answer_raw}'; "
+            "that answer is kept and the new choice was not stored.",
+            code="answer_conflict",
+            extra={"stored": {"choice": response.choice, "answer_raw": response.answer_raw}},
+        )
+    return response
+
+
+@transaction.atomic
+def response_submit(
+    *,
+    participation_id: int,
+    assignment_id: str,
+    choice: int,
+    response_ms: int | None = None,
+) -> SubmitOutcome:
+    """Store the answer to one of the rater's assignments, then decide their next step."""
+    now = clock.now()
+    participation = participation_for_update(participation_id=participation_id)
+    assignment = participation_assignment(participation=participation, assignment_id=assignment_id)
+    existing = getattr(assignment, "response", None)
+    if existing is not None:
+        return SubmitOutcome(
+            _stored(existing, choice=choice), False, next_step(participation, now=now)
+        )
+    experiment = participation.experiment
+    if experiment.study.status == Study.Status.CLOSED:
+        raise ConflictError(
+            "This study has been closed, so this answer could not be stored. "
+            "Your earlier answers are saved.",
+            code="closed",
+        )
+    if response_ms is not None and not 0 <= response_ms <= RESPONSE_MS_MAX:
+        raise ApplicationError(
+            f"response_ms must be between 0 and {RESPONSE_MS_MAX}.",
+            code="invalid",
+            extra={"field": "response_ms"},
+        )
+    encoded = _encode(experiment=experiment, task=assignment.task, choice=choice)
+    slot, late = allocation.slot_fill(
+        assignment=assignment, participation_id=participation.pk, now=now
+    )
+    response = Response.objects.create(
+        assignment=assignment,
+        task_id=assignment.task_id,
+        rater_id=participation.rater_id,
+        slot=slot,
+        choice=choice,
+        answer=encoded.answer,
+        value=encoded.value,
+        answer_raw=encoded.answer_raw,
+        response_ms=response_ms,
+        submitted_at=now,
+        late=late,
+        over_quota=slot is None,
+    )
+    participation.answered += 1
+    if participation.current_assignment_id == assignment.pk:
+        participation.current_assignment = None
+    return SubmitOutcome(response, True, next_step(participation, now=now, dirty=True))

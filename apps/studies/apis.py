@@ -52,7 +52,9 @@ def next_payload(step: NextStep, *, code: str) -> dict[str, Any]:
         "done_url": f"/r/{code}/done/",
     }
     if step.assignment is not None:
-        payload["task"] = assignment_presentation(assignment=step.assignment)
+        payload["task"] = assignment_presentation(
+            assignment=step.assignment, experiment=participation.experiment
+        )
         payload["heartbeat_s"] = max(participation.experiment.lease_seconds // 3, 5)
     return payload
 

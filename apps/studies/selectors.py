@@ -2,18 +2,21 @@
 
 ``assignment_presentation`` is the only place that decides what a rater sees
 of a task: opaque image URLs, the predicted class, the options. It never
-includes a variant label, a CPR or a method.
+includes a variant label, a CPR or a method. It and ``own_assignment`` run on
+every rater request and are hand-written SQL (:mod:`apps.core.rawsql`).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.files.storage import default_storage
 from django.db.models import Count, Q
 
-from apps.core import clock
+from apps.core import clock, rawsql
+from apps.pipeline.models import SourceImage, Stimulus
 from apps.studies.models import Assignment, Experiment, Participation, Response, Slot, Study, Task
 from apps.studies.scales import forced_choice_labels, pairwise_labels
 
@@ -22,46 +25,78 @@ def _url(name: str) -> str:
     return default_storage.url(name)
 
 
-def assignment_presentation(*, assignment: Assignment) -> dict[str, Any]:
-    task = (
-        Task.objects.select_related(
-            "experiment__study__family", "image", "stimulus_a", "stimulus_b"
-        )
-        .only(
-            "left_is_a",
-            "experiment__kind",
-            "experiment__scale_points",
-            "experiment__study__family__class_names",
-            "image__file",
-            "image__class_index",
-            "stimulus_a__file",
-            "stimulus_a__predicted_class",
-            "stimulus_b__file",
-        )
-        .get(pk=assignment.task_id)
+@dataclass(frozen=True)
+class OwnAssignment:
+    """One of a participation's assignments, with what answering it needs."""
+
+    assignment: Assignment
+    left_is_a: bool | None  # the task's side (pairwise), for encoding the answer
+    response: Response | None  # the stored answer, if any
+
+
+_ASSIGNMENT = rawsql.Columns(Assignment, "a")
+_RESPONSE = rawsql.Columns(Response, "r")
+
+
+@functools.cache
+def _own_assignment_sql(by: str) -> str:
+    return (
+        f"SELECT {_ASSIGNMENT.sql}, t.left_is_a, {_RESPONSE.sql}"
+        f" FROM {rawsql.table(Assignment)} a JOIN {rawsql.table(Task)} t ON t.id = a.task_id"
+        f" LEFT JOIN {rawsql.table(Response)} r ON r.assignment_id = a.id"
+        f" WHERE a.{by} = %s AND a.participation_id = %s"
     )
-    experiment = task.experiment
+
+
+def own_assignment(
+    *, participation_id: int, public_id: str | None = None, pk: int | None = None
+) -> OwnAssignment | None:
+    """The participation's assignment by public id (or pk), its task's side and its answer."""
+    by, key = (
+        ("public_id", rawsql.prep(Assignment, "public_id", public_id)) if pk is None else ("id", pk)
+    )
+    row = rawsql.fetch_one(_own_assignment_sql(by), [key, participation_id])
+    if row is None:
+        return None
+    n = len(_ASSIGNMENT)
+    assignment = _ASSIGNMENT.build(row[:n])
+    return OwnAssignment(assignment, row[n], _RESPONSE.build(row[n + 1 :]))
+
+
+@functools.cache
+def _presentation_sql() -> str:
+    return (
+        "SELECT t.left_is_a, i.file, sa.file, sa.predicted_class, sb.file"
+        f" FROM {rawsql.table(Task)} t"
+        f" JOIN {rawsql.table(SourceImage)} i ON i.id = t.image_id"
+        f" JOIN {rawsql.table(Stimulus)} sa ON sa.id = t.stimulus_a_id"
+        f" LEFT JOIN {rawsql.table(Stimulus)} sb ON sb.id = t.stimulus_b_id"
+        " WHERE t.id = %s"
+    )
+
+
+def assignment_presentation(*, assignment: Assignment, experiment: Experiment) -> dict[str, Any]:
+    """What the rater sees of the assignment's task; ``experiment`` is the task's, loaded."""
+    left_is_a, image_file, file_a, predicted_a, file_b = rawsql.fetch_one(
+        _presentation_sql(), [assignment.task_id]
+    )
     class_names = list(experiment.study.family.class_names)
     if experiment.is_pairwise:
-        assert task.stimulus_b is not None and experiment.scale_points is not None
-        left, right = (
-            (task.stimulus_a, task.stimulus_b)
-            if task.left_is_a
-            else (task.stimulus_b, task.stimulus_a)
-        )
+        assert experiment.scale_points is not None
+        left, right = (file_a, file_b) if left_is_a else (file_b, file_a)
         return {
             "assignment_id": str(assignment.public_id),
             "kind": "pairwise",
-            "left_url": _url(left.file),
-            "right_url": _url(right.file),
-            "original_url": _url(task.image.file),
-            "predicted_class": class_names[task.stimulus_a.predicted_class],
+            "left_url": _url(left),
+            "right_url": _url(right),
+            "original_url": _url(image_file),
+            "predicted_class": class_names[predicted_a],
             "options": list(pairwise_labels(experiment.scale_points)),
         }
     return {
         "assignment_id": str(assignment.public_id),
         "kind": "forced_choice",
-        "map_url": _url(task.stimulus_a.file),
+        "map_url": _url(file_a),
         "options": list(forced_choice_labels(class_names)),
     }
 

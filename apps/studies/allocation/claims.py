@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from apps.core import rawsql
 from apps.studies.allocation import lock_objects
 from apps.studies.allocation.claimant import Claimant
-from apps.studies.models import Assignment, Slot
+from apps.studies.models import Assignment
 
 
 def slot_claim(*, claimant: Claimant, lease_seconds: int, now: datetime) -> Assignment | None:
@@ -16,20 +17,20 @@ def slot_claim(*, claimant: Claimant, lease_seconds: int, now: datetime) -> Assi
     locked (one claim per participation at a time). The lease is written on
     the locked slot row itself, which is what makes over-leasing impossible.
     """
-    slot = lock_objects.slot_claimable_for_update(claimant=claimant, now=now)
-    if slot is None:
-        return None
-    Slot.objects.filter(pk=slot.pk).update(
-        holder_id=claimant.participation_id,
-        lease_expires_at=now + timedelta(seconds=lease_seconds),
+    leased = lock_objects.slot_lease_first_claimable(
+        claimant=claimant, now=now, expires=now + timedelta(seconds=lease_seconds)
     )
-    return Assignment.objects.create(
+    if leased is None:
+        return None
+    slot_id, task_id, image_id = leased
+    return rawsql.insert(
+        Assignment,
         participation_id=claimant.participation_id,
         rater_id=claimant.rater_id,
         experiment_id=claimant.experiment_id,
-        task_id=slot.task_id,
-        image_id=slot.image_id,
-        slot_id=slot.pk,
+        task_id=task_id,
+        image_id=image_id,
+        slot_id=slot_id,
         one_per_image=claimant.one_per_image,
         claimed_at=now,
     )

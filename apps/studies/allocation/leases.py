@@ -9,10 +9,12 @@ An expired lease not yet taken by anyone is still the holder's to renew.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 
+from apps.core import rawsql
 from apps.studies.allocation import lock_objects
 from apps.studies.models import Assignment, Slot
 
@@ -21,56 +23,79 @@ def _held_by(slot: Slot, participation_id: int) -> bool:
     return not slot.is_answered and slot.holder_id == participation_id
 
 
+@functools.cache
+def _renew_sql() -> str:
+    return (
+        f"UPDATE {rawsql.table(Slot)} SET holder_id = %s, lease_expires_at = %s"
+        " WHERE id = %s AND NOT is_answered AND (holder_id = %s OR holder_id IS NULL)"
+    )
+
+
+@functools.cache
+def _fill_on_time_sql() -> str:
+    return (
+        f"UPDATE {rawsql.table(Slot)} SET is_answered = %s, lease_expires_at = NULL"
+        " WHERE id = %s AND holder_id = %s AND NOT is_answered AND lease_expires_at > %s"
+    )
+
+
+def _as_db(value: datetime) -> object:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
 def lease_renew(
     *, assignment: Assignment, participation_id: int, lease_seconds: int, now: datetime
 ) -> datetime | None:
     """Extend the rater's hold on the assignment's task; the new expiry, or ``None`` if lost.
 
-    If the assignment's own slot went to someone else, another free slot of
-    the same task is taken instead, so a rater keeps their task whenever the
-    task still has room. Runs inside the caller's transaction.
+    One UPDATE when the rater still holds their slot (or nobody took it after
+    it ran out). If it went to someone else, another free slot of the same
+    task is taken instead, so a rater keeps their task whenever the task
+    still has room. Runs inside the caller's transaction.
     """
     expires = now + timedelta(seconds=lease_seconds)
-    slot = lock_objects.slot_for_update(slot_id=assignment.slot_id)
-    if not (_held_by(slot, participation_id) or (slot.holder_id is None and not slot.is_answered)):
-        slot = lock_objects.slot_of_task_claimable_for_update(task_id=assignment.task_id, now=now)
-        if slot is None:
-            return None
-        Assignment.objects.filter(pk=assignment.pk).update(slot_id=slot.pk)
-        assignment.slot_id = slot.pk
+    params = [participation_id, _as_db(expires), assignment.slot_id, participation_id]
+    if rawsql.execute(_renew_sql(), params):
+        return expires
+    slot = lock_objects.slot_of_task_claimable_for_update(task_id=assignment.task_id, now=now)
+    if slot is None:
+        return None
+    Assignment.objects.filter(pk=assignment.pk).update(slot_id=slot.pk)
+    assignment.slot_id = slot.pk
     Slot.objects.filter(pk=slot.pk).update(holder_id=participation_id, lease_expires_at=expires)
     return expires
 
 
-def lease_release(*, assignment: Assignment, participation_id: int) -> None:
-    """Give the assignment's slot back (the rater is done or leaves); no-op if not held."""
-    Slot.objects.filter(
-        pk=assignment.slot_id, holder_id=participation_id, is_answered=False
-    ).update(holder_id=None, lease_expires_at=None)
+def lease_release(*, participation_id: int) -> None:
+    """Give back the slot the participation holds (it is done or leaves); no-op if none."""
+    Slot.objects.filter(holder_id=participation_id, is_answered=False).update(
+        holder_id=None, lease_expires_at=None
+    )
 
 
 def slot_fill(
     *, assignment: Assignment, participation_id: int, now: datetime
-) -> tuple[Slot | None, bool]:
-    """Mark the slot an answer fills: ``(slot, late)``; ``(None, True)`` if none is free.
+) -> tuple[int | None, bool]:
+    """Mark the slot an answer fills: ``(slot id, late)``; ``(None, True)`` if none is free.
 
-    On time: the assignment's own slot, still held. Late (the lease ran out):
-    the own slot if nobody took it, else any free or expired slot of the same
-    task; a live lease of another rater is never taken. With no such slot
-    the answer is kept outside the quota (the caller stores it without a slot).
+    On time (the common case, one UPDATE): the assignment's own slot, still
+    held with a live lease. Late (the lease ran out): the own slot if nobody
+    took it, else any free or expired slot of the same task; a live lease of
+    another rater is never taken. With no such slot the answer is kept
+    outside the quota (the caller stores it without a slot).
     """
+    params = [True, assignment.slot_id, participation_id, _as_db(now)]
+    if rawsql.execute(_fill_on_time_sql(), params):
+        return assignment.slot_id, False
     slot = lock_objects.slot_for_update(slot_id=assignment.slot_id)
-    if _held_by(slot, participation_id):
-        late = slot.lease_expires_at is not None and slot.lease_expires_at <= now
-    else:
-        late = True
+    if not _held_by(slot, participation_id):
         slot = lock_objects.slot_of_task_claimable_for_update(task_id=assignment.task_id, now=now)
         if slot is None:
             return None, True
     Slot.objects.filter(pk=slot.pk).update(
         is_answered=True, holder_id=participation_id, lease_expires_at=None
     )
-    return slot, late
+    return slot.pk, True
 
 
 def leases_expire(*, now: datetime, batch_size: int = 1000) -> int:

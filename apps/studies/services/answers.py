@@ -15,18 +15,22 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from apps.core import clock
+from apps.core import clock, rawsql
 from apps.core.exceptions import ApplicationError, ConflictError
 from apps.studies import allocation
-from apps.studies.lock_objects import participation_for_update
-from apps.studies.models import Experiment, Response, Study, Task
+from apps.studies.models import Experiment, Response, Study
 from apps.studies.scales import (
     forced_choice_answer,
     forced_choice_labels,
     pairwise_encode,
     pairwise_labels,
 )
-from apps.studies.services.serving import NextStep, next_step, participation_assignment
+from apps.studies.services.serving import (
+    NextStep,
+    locked_participation,
+    next_step,
+    participation_assignment,
+)
 
 RESPONSE_MS_MAX = 2**31 - 1
 
@@ -45,12 +49,12 @@ class _Encoded:
     answer_raw: str
 
 
-def _encode(*, experiment: Experiment, task: Task, choice: int) -> _Encoded:
+def _encode(*, experiment: Experiment, left_is_a: bool | None, choice: int) -> _Encoded:
     try:
         if experiment.is_pairwise:
-            assert task.left_is_a is not None and experiment.scale_points is not None
+            assert left_is_a is not None and experiment.scale_points is not None
             value = pairwise_encode(
-                scale_points=experiment.scale_points, choice=choice, left_is_a=task.left_is_a
+                scale_points=experiment.scale_points, choice=choice, left_is_a=left_is_a
             )
             return _Encoded(str(value), value, pairwise_labels(experiment.scale_points)[choice])
         class_names = list(experiment.study.family.class_names)
@@ -86,13 +90,12 @@ def response_submit(
 ) -> SubmitOutcome:
     """Store the answer to one of the rater's assignments, then decide their next step."""
     now = clock.now()
-    participation = participation_for_update(participation_id=participation_id)
-    assignment = participation_assignment(participation=participation, assignment_id=assignment_id)
-    existing = getattr(assignment, "response", None)
-    if existing is not None:
-        return SubmitOutcome(
-            _stored(existing, choice=choice), False, next_step(participation, now=now)
-        )
+    participation = locked_participation(participation_id)
+    own = participation_assignment(participation=participation, assignment_id=assignment_id)
+    assignment = own.assignment
+    if own.response is not None:
+        stored = _stored(own.response, choice=choice)
+        return SubmitOutcome(stored, False, next_step(participation, now=now))
     experiment = participation.experiment
     if experiment.study.status == Study.Status.CLOSED:
         raise ConflictError(
@@ -106,15 +109,16 @@ def response_submit(
             code="invalid",
             extra={"field": "response_ms"},
         )
-    encoded = _encode(experiment=experiment, task=assignment.task, choice=choice)
-    slot, late = allocation.slot_fill(
+    encoded = _encode(experiment=experiment, left_is_a=own.left_is_a, choice=choice)
+    slot_id, late = allocation.slot_fill(
         assignment=assignment, participation_id=participation.pk, now=now
     )
-    response = Response.objects.create(
-        assignment=assignment,
+    response = rawsql.insert(
+        Response,
+        assignment_id=assignment.pk,
         task_id=assignment.task_id,
         rater_id=participation.rater_id,
-        slot=slot,
+        slot_id=slot_id,
         choice=choice,
         answer=encoded.answer,
         value=encoded.value,
@@ -122,9 +126,9 @@ def response_submit(
         response_ms=response_ms,
         submitted_at=now,
         late=late,
-        over_quota=slot is None,
+        over_quota=slot_id is None,
     )
     participation.answered += 1
     if participation.current_assignment_id == assignment.pk:
-        participation.current_assignment = None
+        participation.current_assignment_id = None
     return SubmitOutcome(response, True, next_step(participation, now=now, dirty=True))

@@ -10,6 +10,7 @@ path hands out the same unanswerable task twice.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -17,11 +18,12 @@ from enum import StrEnum
 from django.conf import settings
 from django.db import transaction
 
-from apps.core import clock
-from apps.core.exceptions import NotFoundError
+from apps.core import clock, rawsql
+from apps.core.exceptions import ApplicationError, NotFoundError
 from apps.studies import allocation
 from apps.studies.lock_objects import participation_for_update
 from apps.studies.models import Assignment, Participation, Study
+from apps.studies.selectors import OwnAssignment, own_assignment
 
 
 class State(StrEnum):
@@ -56,19 +58,35 @@ def claimant_for(participation: Participation) -> allocation.Claimant:
 def _finish(participation: Participation, *, now: datetime) -> None:
     """Complete (with at least one answer) or exhausted (none); gives back any lease."""
     if participation.current_assignment_id is not None:
-        allocation.lease_release(
-            assignment=participation.current_assignment, participation_id=participation.pk
-        )
-        participation.current_assignment = None
+        allocation.lease_release(participation_id=participation.pk)
+        participation.current_assignment_id = None
     participation.status = (
         Participation.Status.COMPLETED if participation.answered else Participation.Status.EXHAUSTED
     )
     participation.completed_at = now
 
 
-def _save(participation: Participation) -> None:
-    participation.save(
-        update_fields=["status", "answered", "current_assignment", "completed_at", "updated_at"]
+@functools.cache
+def _save_sql() -> str:
+    return (
+        f"UPDATE {rawsql.table(Participation)} SET status = %s, answered = %s,"
+        " current_assignment_id = %s, completed_at = %s, updated_at = %s WHERE id = %s"
+    )
+
+
+def _save(participation: Participation, *, now: datetime) -> None:
+    """Write the fields the rater loop changes (one hand-written UPDATE: hot path)."""
+    participation.updated_at = now
+    rawsql.execute(
+        _save_sql(),
+        [
+            participation.status,
+            participation.answered,
+            participation.current_assignment_id,
+            rawsql.prep(Participation, "completed_at", participation.completed_at),
+            rawsql.prep(Participation, "updated_at", now),
+            participation.pk,
+        ],
     )
 
 
@@ -84,30 +102,33 @@ def next_step(participation: Participation, *, now: datetime, dirty: bool = Fals
         return NextStep(State.CLOSED, participation)
     if participation.status != Participation.Status.ACTIVE:
         if dirty:
-            _save(participation)
+            _save(participation, now=now)
         return NextStep(State.DONE, participation)
     target_reached = participation.answered >= participation.target
     if participation.current_assignment_id is not None and not target_reached:
-        current = participation.current_assignment
+        current = own_assignment(
+            participation_id=participation.pk, pk=participation.current_assignment_id
+        )
+        assert current is not None
         expires = allocation.lease_renew(
-            assignment=current,
+            assignment=current.assignment,
             participation_id=participation.pk,
             lease_seconds=experiment.lease_seconds,
             now=now,
         )
         if expires is not None:
             if dirty:
-                _save(participation)
-            return NextStep(State.TASK, participation, current, lease_expires_at=expires)
-        participation.current_assignment = None  # lost to another rater: move on
+                _save(participation, now=now)
+            return NextStep(State.TASK, participation, current.assignment, lease_expires_at=expires)
+        participation.current_assignment_id = None  # lost to another rater: move on
         dirty = True
     if target_reached:
         _finish(participation, now=now)
-        _save(participation)
+        _save(participation, now=now)
         return NextStep(State.DONE, participation)
     if status == Study.Status.PAUSED:
         if dirty:
-            _save(participation)
+            _save(participation, now=now)
         return NextStep(
             State.PAUSED, participation, retry_after=settings.RATER_PAUSED_RETRY_SECONDS
         )
@@ -116,39 +137,44 @@ def next_step(participation: Participation, *, now: datetime, dirty: bool = Fals
         claimant=claimant, lease_seconds=experiment.lease_seconds, now=now
     )
     if assignment is not None:
-        participation.current_assignment = assignment
-        _save(participation)
+        participation.current_assignment_id = assignment.pk
+        _save(participation, now=now)
         expires = now + timedelta(seconds=experiment.lease_seconds)
         return NextStep(State.TASK, participation, assignment, lease_expires_at=expires)
     if allocation.work_remains(claimant=claimant):
         if dirty:
-            _save(participation)
+            _save(participation, now=now)
         return NextStep(State.WAIT, participation, retry_after=settings.RATER_WAIT_RETRY_SECONDS)
     _finish(participation, now=now)
-    _save(participation)
+    _save(participation, now=now)
     return NextStep(State.DONE, participation)
+
+
+def locked_participation(participation_id: int) -> Participation:
+    """``participation_for_update``; a participation that no longer exists ends the session."""
+    try:
+        return participation_for_update(participation_id=participation_id)
+    except Participation.DoesNotExist:
+        raise ApplicationError(
+            "Your session has ended. Open the study link again to continue.",
+            code="no_session",
+            status_code=403,
+        ) from None
 
 
 @transaction.atomic
 def assignment_next(*, participation_id: int) -> NextStep:
     """The rater's current task (its lease renewed), a newly claimed one, or where to go."""
-    participation = participation_for_update(participation_id=participation_id)
+    participation = locked_participation(participation_id)
     return next_step(participation, now=clock.now())
 
 
-def participation_assignment(*, participation: Participation, assignment_id: str) -> Assignment:
-    """One of the participation's own assignments, by its public id; 404 otherwise.
-
-    Its task and its response (if any: ``assignment.response``) come in the same query.
-    """
-    assignment = (
-        Assignment.objects.select_related("task", "response")
-        .filter(public_id=assignment_id, participation_id=participation.pk)
-        .first()
-    )
-    if assignment is None:
+def participation_assignment(*, participation: Participation, assignment_id: str) -> OwnAssignment:
+    """One of the participation's own assignments, by its public id; 404 otherwise."""
+    own = own_assignment(participation_id=participation.pk, public_id=assignment_id)
+    if own is None:
         raise NotFoundError("Unknown task; reload the page.", code="unknown_assignment")
-    return assignment
+    return own
 
 
 @transaction.atomic
@@ -159,8 +185,10 @@ def assignment_heartbeat(*, participation_id: int, assignment_id: str) -> dateti
     closed, or another rater took its last free slot meanwhile (an answer
     is still stored, flagged late).
     """
-    participation = participation_for_update(participation_id=participation_id)
-    assignment = participation_assignment(participation=participation, assignment_id=assignment_id)
+    participation = locked_participation(participation_id)
+    assignment = participation_assignment(
+        participation=participation, assignment_id=assignment_id
+    ).assignment
     experiment = participation.experiment
     if (
         experiment.study.status == Study.Status.CLOSED

@@ -1,6 +1,11 @@
 """Researcher results page: every table and figure of one study, each file
 downloadable, all of them as one zip. Works while the study is running: the
-analysis reruns when new answers have come in (see ``study_results``)."""
+analysis reruns when new answers have come in (see ``study_results``).
+
+The engine (pandas, matplotlib, SciPy) is imported inside the views, on the
+first results page: the URLconf imports this module in every web worker,
+and the workers that serve raters should not pay seconds of imports and
+tens of megabytes for a page they never show."""
 
 from __future__ import annotations
 
@@ -11,12 +16,22 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from apps.analysis.engine import AnalysisInputError, write_zip
-from apps.analysis.services import study_results
 from apps.studies.models import Study
 from apps.studies.selectors import experiment_progress
 
 MAX_TABLE_ROWS = 200
+
+
+def _engine():
+    from apps.analysis import engine
+
+    return engine
+
+
+def study_results(*, study: Study):
+    from apps.analysis.services import study_results as results
+
+    return results(study=study)
 
 
 def _study(slug: str) -> Study:
@@ -42,7 +57,7 @@ def results_page(request: HttpRequest, slug: str) -> HttpResponse:
     context = {"study": study, "experiments": experiment_progress(study=study)}
     try:
         results = study_results(study=study)
-    except AnalysisInputError as exc:
+    except _engine().AnalysisInputError as exc:
         context["error"] = str(exc)
         return render(request, "analysis/results.html", context, status=422)
     if results is not None:
@@ -82,6 +97,6 @@ def results_zip(request: HttpRequest, slug: str) -> HttpResponse:
     results = study_results(study=study)
     if results is None:
         raise Http404("No results yet.")
-    response = HttpResponse(write_zip(results.out_dir), content_type="application/zip")
+    response = HttpResponse(_engine().write_zip(results.out_dir), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{study.slug}-results.zip"'
     return response

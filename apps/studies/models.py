@@ -282,9 +282,13 @@ class Participation(TimeStampedModel):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     target = models.PositiveIntegerField()
     answered = models.PositiveIntegerField(default=0)
+    # Rewritten with every answer: kept out of indexes and database FK checks so
+    # PostgreSQL updates the row in place (HOT); Django still nulls it (SET_NULL)
+    # when the assignment is deleted.
     current_assignment = models.ForeignKey(
-        "Assignment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+        "Assignment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False, db_constraint=False,
+    )  # fmt: skip
     completion_code = models.CharField(max_length=16, default=_completion_code, editable=False)
     external_session = models.JSONField(default=dict, blank=True)
     browser_hash = models.CharField(max_length=64, blank=True)
@@ -311,25 +315,30 @@ class Assignment(models.Model):
 
     Written once at claim time. Whether the rater still holds the task is the
     slot's business (``slot.holder``); whether they answered it, the
-    response's. ``image`` and ``experiment`` are copies of the task's, for the
-    exclusion checks of a claim.
+    response's. ``rater``, ``experiment`` and ``image`` are copies of the
+    participation's and the task's, for the exclusion checks of a claim; the
+    database checks the originals, not the copies (an FK check on the one
+    experiment row from every concurrent claim would serialise them on it).
     """
 
     participation = models.ForeignKey(
         Participation, on_delete=models.CASCADE, related_name="assignments", db_index=False
     )
     rater = models.ForeignKey(
-        Rater, on_delete=models.CASCADE, related_name="assignments", db_index=False
-    )
+        Rater, on_delete=models.CASCADE, related_name="assignments", db_index=False,
+        db_constraint=False,
+    )  # fmt: skip
     experiment = models.ForeignKey(
-        Experiment, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+        Experiment, on_delete=models.CASCADE, related_name="+", db_index=False,
+        db_constraint=False,
+    )  # fmt: skip
     task = models.ForeignKey(
         Task, on_delete=models.CASCADE, related_name="assignments", db_index=False
     )
     image = models.ForeignKey(
-        SourceImage, on_delete=models.PROTECT, related_name="+", db_index=False
-    )
+        SourceImage, on_delete=models.PROTECT, related_name="+", db_index=False,
+        db_constraint=False,
+    )  # fmt: skip
     slot = models.ForeignKey(Slot, on_delete=models.CASCADE, related_name="+", db_index=False)
     one_per_image = models.BooleanField(
         help_text="Copied from the experiment: the rater may get this image only once."
@@ -360,7 +369,10 @@ class Response(models.Model):
     task = models.ForeignKey(
         Task, on_delete=models.PROTECT, related_name="responses", db_index=False
     )
-    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="responses")
+    # A copy of the assignment's rater (checked there).
+    rater = models.ForeignKey(
+        Rater, on_delete=models.PROTECT, related_name="responses", db_constraint=False
+    )
     slot = models.OneToOneField(
         Slot, null=True, blank=True, on_delete=models.PROTECT, related_name="response",
         help_text="The answer slot it filled; empty for a late answer kept outside the quota.",

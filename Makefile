@@ -5,7 +5,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := $(UV) run --frozen python
 export UV_LINK_MODE ?= copy
 
-.PHONY: help install demo test test-fast lint format bench-maps bench-analysis worker serve migrate
+.PHONY: help install demo test test-fast lint format bench-maps bench-analysis bench-serve worker serve migrate
 
 help:
 	@echo "make demo            build the demo study and serve it at http://127.0.0.1:8000"
@@ -13,6 +13,8 @@ help:
 	@echo "make lint            ruff check + format check"
 	@echo "make bench-maps      Grad-CAM + rendering throughput vs forward-only and pytorch-grad-cam"
 	@echo "make bench-analysis  analysis of a generated 1,000,000-answer study"
+	@echo "make bench-serve     rater loop under load (gunicorn + PostgreSQL) vs Turkle 3.1.0;"
+	@echo "                     BENCH_SERVE_ARGS=--quick for a smoke run (scripts/bench_serve)"
 	@echo "make worker          a Celery worker on the gpu and cpu queues (needs CELERY_BROKER_URL)"
 
 install:
@@ -48,6 +50,9 @@ bench-maps: install
 bench-analysis: install
 	$(PY) scripts/bench_analysis.py
 	$(PY) scripts/bench_export.py
+
+bench-serve: install
+	$(PY) scripts/bench_serve/run.py $(BENCH_SERVE_ARGS)
 
 worker: install
 	$(UV) run --frozen celery -A config worker -Q gpu,cpu -c 1 --loglevel INFO

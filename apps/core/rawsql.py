@@ -11,7 +11,8 @@ field's ``get_db_prep_save``. Everything else keeps using the ORM.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection
@@ -78,15 +79,38 @@ def read(row: Sequence[Any], *blocks: Columns) -> list[Model | None]:
     return out
 
 
+@contextmanager
+def _cursor() -> Iterator[Any]:
+    """A cursor for one statement.
+
+    On PostgreSQL the driver's own cursor, with Django's error translation
+    (``IntegrityError`` & co.) but without its cursor wrapper, which cost as
+    much Python as psycopg itself (measured: 121 µs against 64 µs of CPU for
+    a one-row SELECT). Elsewhere Django's cursor, which also adapts the
+    ``%s`` parameter style.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = connection.connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+
 def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple | None:
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
 
 
 def execute(sql: str, params: Sequence[Any] | dict[str, Any]) -> int:
     """Run one statement; the number of rows it touched."""
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
 

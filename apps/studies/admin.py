@@ -218,6 +218,15 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_filter = ("study", "kind")
     readonly_fields = ("code",)
 
+    def get_readonly_fields(self, request, obj=None):
+        """Locked once its study is launched: tasks, slots and answers depend on every field."""
+        if obj is not None and obj.study.status != Study.Status.DRAFT:
+            return [f.name for f in Experiment._meta.fields]
+        return super().get_readonly_fields(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return obj is None or obj.study.status == Study.Status.DRAFT
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         warn_about_repeats(self, request, [obj])

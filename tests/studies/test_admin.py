@@ -130,3 +130,14 @@ def test_admin_pages_render(admin_client_):
         "/admin/pipeline/sourceimage/",
     ]:
         assert admin_client_.get(url).status_code == 200, url
+
+
+def test_a_launched_experiment_is_read_only_in_its_own_admin_page(admin_client_):
+    study = launched_study()
+    experiment = study.experiments.get(slug="pw")
+    url = f"/admin/studies/experiment/{experiment.pk}/change/"
+    page = admin_client_.get(url).content.decode()
+    assert 'name="lease_seconds"' not in page and 'name="tasks_per_rater"' not in page
+    admin_client_.post(url, {"lease_seconds": "20", "tasks_per_rater": "1"})
+    experiment.refresh_from_db()
+    assert experiment.tasks_per_rater == 5 and experiment.lease_seconds == 1800

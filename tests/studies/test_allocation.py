@@ -277,3 +277,18 @@ def test_an_answer_to_a_superseded_task_is_stored_and_can_complete_the_rater(clo
     assert not Slot.objects.filter(holder=rater, is_answered=False).exists()
     rater.refresh_from_db()
     assert rater.status == Participation.Status.COMPLETED and rater.answered == 1
+
+
+def test_the_periodic_celery_task_and_the_command_free_expired_leases(clock):
+    from django.core.management import call_command
+
+    from workers.tasks import cpu_expire_leases
+
+    study = launched_study()
+    experiment = study.experiments.get(slug="pw")
+    first = next_task(join(experiment))
+    second = next_task(join(experiment))
+    clock.advance(experiment.lease_seconds + 1)
+    assert cpu_expire_leases.delay().get() == 2
+    assert not Slot.objects.filter(pk__in=[first.slot_id, second.slot_id], holder__isnull=False).exists()
+    call_command("expire_leases")  # nothing left to free, says so

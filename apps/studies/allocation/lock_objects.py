@@ -14,6 +14,7 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 
+from apps.core import rawsql
 from apps.studies.allocation.claimant import Claimant
 from apps.studies.models import Assignment, Experiment, Slot
 
@@ -110,9 +111,7 @@ def slot_lease_first_claimable(
         "now": as_db(now),
         "expires": as_db(expires),
     }
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
+    return rawsql.fetch_one(sql, params)
 
 
 def slot_unanswered_exists(*, claimant: Claimant) -> bool:

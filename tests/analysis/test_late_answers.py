@@ -33,7 +33,9 @@ def test_over_quota_answers_are_left_out_by_default_and_kept_on_request(tmp_path
     assert "1 over their task's quota, left out" in (tmp_path / "a" / "README.md").read_text()
 
     kept = run_analysis(
-        df, tmp_path / "b", options=AnalysisOptions(n_boot=0, figures=False, include_over_quota=True)
+        df,
+        tmp_path / "b",
+        options=AnalysisOptions(n_boot=0, figures=False, include_over_quota=True),
     )
     summary = kept.tables["forced_choice_summary"].set_index("condition")
     assert kept.n_answers_used == 3 and summary.loc["cpr1", "accuracy"] == pytest.approx(2 / 3)

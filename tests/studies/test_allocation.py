@@ -290,5 +290,7 @@ def test_the_periodic_celery_task_and_the_command_free_expired_leases(clock):
     second = next_task(join(experiment))
     clock.advance(experiment.lease_seconds + 1)
     assert cpu_expire_leases.delay().get() == 2
-    assert not Slot.objects.filter(pk__in=[first.slot_id, second.slot_id], holder__isnull=False).exists()
+    assert not Slot.objects.filter(
+        pk__in=[first.slot_id, second.slot_id], holder__isnull=False
+    ).exists()
     call_command("expire_leases")  # nothing left to free, says so

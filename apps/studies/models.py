@@ -190,6 +190,11 @@ class Slot(models.Model):
     through the partial index ``slot_open_by_rank`` (see
     :mod:`apps.studies.allocation`). ``experiment`` and ``image`` are copies of
     the task's, so a claim never joins.
+
+    ``holder`` and ``lease_expires_at`` are deliberately in no index: a claim
+    or a lease renewal then changes no indexed column, and PostgreSQL updates
+    the row in place (HOT; the table keeps free room on each page, migration
+    0005) instead of adding index entries that every later claim walks past.
     """
 
     experiment = models.ForeignKey(
@@ -214,11 +219,6 @@ class Slot(models.Model):
                 fields=["experiment", "rank"],
                 condition=Q(is_answered=False),
                 name="slot_open_by_rank",
-            ),
-            models.Index(
-                fields=["lease_expires_at"],
-                condition=Q(lease_expires_at__isnull=False),
-                name="slot_lease_expiry",
             ),
         ]
         constraints = [
@@ -349,7 +349,6 @@ class Assignment(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["participation", "image"], name="assignment_seen_image"),
-            models.Index(fields=["rater", "image"], name="assignment_rater_image"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["task", "rater"], name="assignment_unique_rater"),

@@ -25,3 +25,13 @@ def clock(monkeypatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr("apps.core.clock.now", fake.now)
     return fake
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rank_floors():
+    """Each test starts with no per-process rank floor (a few tests reorder ranks by hand)."""
+    from apps.studies.allocation import lock_objects
+
+    lock_objects._FLOORS.clear()
+    yield
+    lock_objects._FLOORS.clear()

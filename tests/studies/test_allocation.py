@@ -18,10 +18,17 @@ pytestmark = pytest.mark.django_db
 
 
 def _make_next(task_id: int) -> None:
-    """Put ``task_id``'s slots first in its experiment's allocation order."""
+    """Put ``task_id``'s slots first in its experiment's allocation order.
+
+    Ranks never change in a running study; this test-only reordering also
+    forgets the per-process rank floor, which assumes they don't.
+    """
+    from apps.studies.allocation import lock_objects
+
     experiment_id = Task.objects.get(pk=task_id).experiment_id
     Slot.objects.filter(experiment_id=experiment_id).update(rank=F("rank") + 1_000_000)
     Slot.objects.filter(task_id=task_id).update(rank=F("number"))
+    lock_objects._FLOORS.clear()
 
 
 def _live_leases(task_id: int, now) -> int:

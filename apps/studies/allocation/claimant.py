@@ -17,5 +17,6 @@ class Claimant:
     participation_id: int
     rater_id: int
     experiment_id: int
+    experiment_code: str  # unique for ever: keys the per-process rank floor
     one_per_image: bool
     across_study_id: int | None = None

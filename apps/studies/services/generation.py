@@ -112,6 +112,10 @@ def _create_slots(*, experiment: Experiment, n_tasks: int) -> None:
 
     One ``INSERT … SELECT`` per slot number (5 statements for the paper's
     quota, whatever the number of tasks), which both PostgreSQL and SQLite run.
+    Rows are written in rank order, so the slots a claim walks past (the
+    leases at the front of the queue) lie on a few neighbouring pages rather
+    than one page each (measured at 100,000 tasks: 200 leases on 185 pages
+    when written in task order).
     """
     slot, task = Slot._meta, Task._meta
     column = {f.name: f.column for f in slot.concrete_fields}
@@ -120,7 +124,7 @@ def _create_slots(*, experiment: Experiment, n_tasks: int) -> None:
         f"INSERT INTO {slot.db_table} ({column['experiment']}, {column['task']}, "
         f"{column['image']}, {column['number']}, {column['rank']}, {column['is_answered']}) "
         f"SELECT experiment_id, id, image_id, %s, %s + position, %s FROM {task.db_table} "
-        "WHERE experiment_id = %s AND quota >= %s"
+        "WHERE experiment_id = %s AND quota >= %s ORDER BY position"
     )
     with connection.cursor() as cursor:
         for number in range(1, max_quota + 1):

@@ -50,6 +50,7 @@ def claimant_for(participation: Participation) -> allocation.Claimant:
         participation_id=participation.pk,
         rater_id=participation.rater_id,
         experiment_id=experiment.pk,
+        experiment_code=experiment.code,
         one_per_image=experiment.one_task_per_image,
         across_study_id=study.pk if study.one_task_per_image_across_experiments else None,
     )

@@ -44,6 +44,7 @@ def participation_for_update(*, participation_id: int) -> Participation:
     joined ones, so a join would pair the new ``current_assignment_id`` with
     the row as it was before (PostgreSQL READ COMMITTED).
     """
+    rawsql.index_plans_only()  # the first statement of every rater transaction
     lock = "FOR UPDATE OF p" if connection.features.has_select_for_update_of else ""
     row = rawsql.fetch_one(_participation_sql(lock), [participation_id])
     if row is None:

@@ -9,6 +9,9 @@ payloads are those of the first version, extended: ``state``,
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
@@ -86,35 +89,88 @@ class AssignmentNextApi(RaterApi):
         return Response(next_payload(step, code=code))
 
 
+@dataclass(frozen=True)
+class Field:
+    """One input field of the rater API: a UUID, or an integer in [low, high]."""
+
+    kind: type
+    required: bool = True
+    low: int | None = None
+    high: int | None = None
+
+    def parse(self, value: Any) -> Any:
+        """The value, or ``ValueError`` with the message the rater's page shows."""
+        if self.kind is uuid.UUID:
+            try:
+                if not isinstance(value, str) or len(value) > 36:
+                    raise ValueError
+                return str(uuid.UUID(value))
+            except ValueError:
+                raise ValueError("Must be a valid UUID.") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("A valid integer is required.")
+        if self.low is not None and value < self.low:
+            raise ValueError(f"Ensure this value is greater than or equal to {self.low}.")
+        if self.high is not None and value > self.high:
+            raise ValueError(f"Ensure this value is less than or equal to {self.high}.")
+        return value
+
+
+def validated(data: Any, fields: dict[str, Field]) -> dict[str, Any]:
+    """The rater API's input, checked field by field; a 400 naming every bad field.
+
+    The same checks and error body as a DRF ``Serializer`` (``ValidationError``
+    with one message list per field), without building one per request: on
+    the answer request that was a tenth of the server's Python time. Unknown
+    keys are ignored, as a serializer does.
+    """
+    if not isinstance(data, dict):
+        raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+    out: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for name, field in fields.items():
+        value = data.get(name)
+        if value is None:
+            if field.required:
+                errors[name] = ["This field is required."]
+            else:
+                out[name] = None
+            continue
+        try:
+            out[name] = field.parse(value)
+        except ValueError as exc:
+            errors[name] = [str(exc)]
+    if errors:
+        raise serializers.ValidationError(errors)
+    return out
+
+
+def _utc_iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 class ResponseSubmitApi(RaterApi):
     """POST an answer: 201 stored, 200 the same answer was already stored."""
 
-    class InputSerializer(serializers.Serializer):
-        assignment_id = serializers.UUIDField()
-        choice = serializers.IntegerField(min_value=0, max_value=1000)
-        response_ms = serializers.IntegerField(
-            min_value=0, max_value=RESPONSE_MS_MAX, required=False, allow_null=True
-        )
-
-    class OutputSerializer(serializers.Serializer):
-        answer_raw = serializers.CharField()
-        submitted_at = serializers.DateTimeField()
-        late = serializers.BooleanField()
-        over_quota = serializers.BooleanField()
+    INPUT = {
+        "assignment_id": Field(uuid.UUID),
+        "choice": Field(int, low=0, high=1000),
+        "response_ms": Field(int, required=False, low=0, high=RESPONSE_MS_MAX),
+    }
 
     def post(self, request: Request, code: str) -> Response:
         participation_id = _participation_id(request, code)
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        outcome = response_submit(
-            participation_id=participation_id,
-            assignment_id=str(data.validated_data["assignment_id"]),
-            choice=data.validated_data["choice"],
-            response_ms=data.validated_data.get("response_ms"),
-        )
+        data = validated(request.data, self.INPUT)
+        outcome = response_submit(participation_id=participation_id, **data)
+        stored = outcome.response
         return Response(
             {
-                "response": self.OutputSerializer(outcome.response).data,
+                "response": {
+                    "answer_raw": stored.answer_raw,
+                    "submitted_at": _utc_iso(stored.submitted_at),
+                    "late": stored.late,
+                    "over_quota": stored.over_quota,
+                },
                 "next": next_payload(outcome.next, code=code),
             },
             status=201 if outcome.created else 200,
@@ -124,17 +180,12 @@ class ResponseSubmitApi(RaterApi):
 class HeartbeatApi(RaterApi):
     """POST while the rater is on a task: keeps their lease on it alive."""
 
-    class InputSerializer(serializers.Serializer):
-        assignment_id = serializers.UUIDField()
+    INPUT = {"assignment_id": Field(uuid.UUID)}
 
     def post(self, request: Request, code: str) -> Response:
         participation_id = _participation_id(request, code)
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        expires = assignment_heartbeat(
-            participation_id=participation_id,
-            assignment_id=str(data.validated_data["assignment_id"]),
-        )
+        data = validated(request.data, self.INPUT)
+        expires = assignment_heartbeat(participation_id=participation_id, **data)
         return Response(
             {
                 "held": expires is not None,

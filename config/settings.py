@@ -54,7 +54,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.core.middleware.PlanModeMiddleware",
 ]
+# Pages whose database statements all have an index to use (the rater loop):
+# planned with sequential scans off (apps.core.rawsql.plan_with_indexes_only).
+INDEX_PLAN_PATHS = ("/api/r/", "/r/")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

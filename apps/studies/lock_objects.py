@@ -15,9 +15,21 @@ from apps.core import rawsql
 from apps.pipeline.models import ModelFamily
 from apps.studies.models import Experiment, Participation, Study
 
-_PARTICIPATION = rawsql.Columns(Participation, "p")
-_EXPERIMENT = rawsql.Columns(Experiment, "e")
-_STUDY = rawsql.Columns(Study, "s")
+# Only what the rater loop reads; the other fields are deferred (loaded if ever touched).
+_PARTICIPATION = rawsql.Columns(
+    Participation,
+    "p",
+    ["id", "rater", "experiment", "status", "target", "answered", "current_assignment",
+     "completion_code", "completed_at", "updated_at"],
+)  # fmt: skip
+_EXPERIMENT = rawsql.Columns(
+    Experiment,
+    "e",
+    ["id", "study", "kind", "scale_points", "lease_seconds", "one_task_per_image", "code"],
+)
+_STUDY = rawsql.Columns(
+    Study, "s", ["id", "status", "family", "one_task_per_image_across_experiments"]
+)
 _FAMILY = rawsql.Columns(ModelFamily, "f", ["id", "class_names"])
 
 
@@ -44,7 +56,6 @@ def participation_for_update(*, participation_id: int) -> Participation:
     joined ones, so a join would pair the new ``current_assignment_id`` with
     the row as it was before (PostgreSQL READ COMMITTED).
     """
-    rawsql.index_plans_only()  # the first statement of every rater transaction
     lock = "FOR UPDATE OF p" if connection.features.has_select_for_update_of else ""
     row = rawsql.fetch_one(_participation_sql(lock), [participation_id])
     if row is None:

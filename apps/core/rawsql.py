@@ -160,20 +160,30 @@ def _insert_sql(model: type[Model], vendor: str) -> tuple[str, list[Field]]:
     return _INSERTS[key]
 
 
+def row(model: type[Model], values: dict[str, Any]) -> list[Any]:
+    """The Python values of a new row, non-pk columns in table order; defaults fill gaps."""
+    fields = _insert_sql(model, connections[DEFAULT_DB_ALIAS].vendor)[1]
+    return [values[f.attname] if f.attname in values else f.get_default() for f in fields]
+
+
+def built(model: type[Model], pk: Any, python: list[Any]) -> Model:
+    """The instance of a row just written (``row``'s values and its pk), built the way
+    the ORM builds fetched rows (``from_db``): without the keyword handling of
+    ``Model.__init__``, a fifth of the request's Python time when two rows were
+    made that way."""
+    return model.from_db(DEFAULT_DB_ALIAS, None, [pk, *python])
+
+
 def insert(model: type[Model], **values: Any) -> Model:
     """INSERT one row (``values`` by attname) and return the model instance with its pk.
 
-    Fields not given take their default, as ``Model(**values)`` would; the
-    instance is built the way the ORM builds fetched rows (``from_db``),
-    which skips the keyword handling of ``Model.__init__`` (a fifth of the
-    request's Python time when two rows were made that way).
+    Fields not given take their default, as ``Model(**values)`` would.
     """
     conn = connections[DEFAULT_DB_ALIAS]
     sql, fields = _insert_sql(model, conn.vendor)
-    python = [values[f.attname] if f.attname in values else f.get_default() for f in fields]
+    python = row(model, values)
     params = [f.get_db_prep_save(v, conn) for f, v in zip(fields, python, strict=True)]
-    pk = fetch_one(sql, params)[0]
-    return model.from_db(DEFAULT_DB_ALIAS, None, [pk, *python])
+    return built(model, fetch_one(sql, params)[0], python)
 
 
 def prep(model: type[Model], name: str, value: Any) -> Any:

@@ -14,14 +14,14 @@ claim (targets, study states, completion) is :mod:`apps.studies.services.serving
 
 from apps.studies.allocation.claimant import Claimant
 from apps.studies.allocation.claims import slot_claim, work_remains
-from apps.studies.allocation.leases import lease_release, lease_renew, leases_expire, slot_fill
+from apps.studies.allocation.leases import answer_place, lease_release, lease_renew, leases_expire
 
 __all__ = [
     "Claimant",
+    "answer_place",
     "lease_release",
     "lease_renew",
     "leases_expire",
     "slot_claim",
-    "slot_fill",
     "work_remains",
 ]

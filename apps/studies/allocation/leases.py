@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 
 from apps.core import rawsql
 from apps.studies.allocation import lock_objects
-from apps.studies.models import Assignment, Slot
+from apps.studies.models import Assignment, Response, Slot
 
 
 def _held_by(slot: Slot, participation_id: int) -> bool:
@@ -73,17 +74,36 @@ def lease_release(*, participation_id: int) -> None:
     )
 
 
-def slot_fill(
+def answer_place(
+    *, assignment: Assignment, participation_id: int, now: datetime, answer: dict[str, Any]
+) -> Response:
+    """Store an answer in the slot it fills and return it; flagged late / over quota.
+
+    ``answer``: the response's columns (by attname) but ``slot``, ``late``
+    and ``over_quota``, which are decided here. On time (the common case): the
+    assignment's own slot, still held with a live lease, filled and the row
+    inserted by one statement on PostgreSQL. Late (the lease ran out): the
+    own slot if nobody took it, else any free or expired slot of the same
+    task; a live lease of another rater is never taken. With no such slot the
+    answer is kept outside the quota (no slot, ``over_quota``).
+    """
+    on_time = {**answer, "late": False, "over_quota": False}
+    if connection.vendor == "postgresql":
+        pk = lock_objects.slot_fill_on_time_and_store(
+            slot_id=assignment.slot_id, participation_id=participation_id, now=now,
+            response=on_time,
+        )  # fmt: skip
+        if pk is not None:
+            row = rawsql.row(Response, {**on_time, "slot_id": assignment.slot_id})
+            return rawsql.built(Response, pk, row)
+    slot_id, late = _slot_fill(assignment=assignment, participation_id=participation_id, now=now)
+    return rawsql.insert(Response, **answer, slot_id=slot_id, late=late, over_quota=slot_id is None)
+
+
+def _slot_fill(
     *, assignment: Assignment, participation_id: int, now: datetime
 ) -> tuple[int | None, bool]:
-    """Mark the slot an answer fills: ``(slot id, late)``; ``(None, True)`` if none is free.
-
-    On time (the common case, one UPDATE): the assignment's own slot, still
-    held with a live lease. Late (the lease ran out): the own slot if nobody
-    took it, else any free or expired slot of the same task; a live lease of
-    another rater is never taken. With no such slot the answer is kept
-    outside the quota (the caller stores it without a slot).
-    """
+    """Mark the slot an answer fills: ``(slot id, late)``; ``(None, True)`` if none is free."""
     params = [True, assignment.slot_id, participation_id, _as_db(now)]
     if rawsql.execute(_fill_on_time_sql(), params):
         return assignment.slot_id, False

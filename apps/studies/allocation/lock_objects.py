@@ -17,7 +17,7 @@ from django.db.models import Q
 
 from apps.core import rawsql
 from apps.studies.allocation.claimant import Claimant
-from apps.studies.models import Assignment, Experiment, Participation, Slot, Study
+from apps.studies.models import Assignment, Experiment, Participation, Response, Slot, Study
 
 
 def _claimable(now: datetime) -> Q:
@@ -109,6 +109,30 @@ def _claim_sql(*, one_per_image: bool, across_study: bool, skip_locked: str) -> 
     )
 
 
+def _insert_from(model, computed: dict[str, str]) -> tuple[str, str]:
+    """Column list and SELECT list of an INSERT … SELECT of ``model``: ``computed``
+    columns (by attname) come from the CTE, the others from ``%(attname)s``."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(rawsql.qn(f.column) for f in fields)
+    values = ", ".join(computed.get(f.attname, f"%({f.attname})s") for f in fields)
+    return columns, values
+
+
+@functools.cache
+def _claim_and_record_sql(*, one_per_image: bool, across_study: bool) -> str:
+    """PostgreSQL: the claim and the assignment row in one statement (a writing CTE)."""
+    claim = _claim_sql(
+        one_per_image=one_per_image, across_study=across_study, skip_locked="FOR UPDATE SKIP LOCKED"
+    )
+    columns, values = _insert_from(
+        Assignment, {"task_id": "task_id", "image_id": "image_id", "slot_id": "id"}
+    )
+    return (
+        f"WITH leased AS ({claim}) INSERT INTO {rawsql.table(Assignment)} ({columns})"
+        f" SELECT {values} FROM leased RETURNING id, task_id, image_id, slot_id"
+    )
+
+
 def _params(claimant: Claimant, **extra: object) -> dict[str, object]:
     return {
         "participation": claimant.participation_id,
@@ -145,6 +169,44 @@ def slot_lease_first_claimable(
     )
     as_db = connection.ops.adapt_datetimefield_value
     return rawsql.fetch_one(sql, _params(claimant, now=as_db(now), expires=as_db(expires)))
+
+
+def slot_lease_and_record(
+    *, claimant: Claimant, now: datetime, expires: datetime, assignment: dict[str, object]
+) -> tuple[int, int, int, int] | None:
+    """PostgreSQL only: ``slot_lease_first_claimable`` and the INSERT of the assignment
+    (``assignment``: its columns other than the slot's task, image and id, by
+    attname) in one round trip; (assignment id, task, image, slot) or ``None``."""
+    sql = _claim_and_record_sql(
+        one_per_image=claimant.one_per_image, across_study=claimant.across_study_id is not None
+    )
+    return rawsql.fetch_one(sql, _params(claimant, now=now, expires=expires, **assignment))
+
+
+@functools.cache
+def _fill_and_store_sql() -> str:
+    """PostgreSQL: fill the slot held with a live lease and insert the answer into it."""
+    columns, values = _insert_from(Response, {"slot_id": "filled.id"})
+    return (
+        f"WITH filled AS (UPDATE {rawsql.table(Slot)} SET is_answered = TRUE,"
+        " lease_expires_at = NULL WHERE id = %(slot)s AND holder_id = %(holder)s"
+        " AND NOT is_answered AND lease_expires_at > %(now)s RETURNING id)"
+        f" INSERT INTO {rawsql.table(Response)} ({columns}) SELECT {values} FROM filled"
+        " RETURNING id"
+    )
+
+
+def slot_fill_on_time_and_store(
+    *, slot_id: int, participation_id: int, now: datetime, response: dict[str, object]
+) -> int | None:
+    """PostgreSQL only: the on-time fill and the INSERT of the answer (``response``:
+    its columns but the slot, by attname) in one round trip; the response id, or
+    ``None`` when the slot is not held with a live lease (nothing is written)."""
+    row = rawsql.fetch_one(
+        _fill_and_store_sql(),
+        {"slot": slot_id, "holder": participation_id, "now": now, **response},
+    )
+    return row[0] if row else None
 
 
 def slot_unanswered_exists(*, claimant: Claimant) -> bool:

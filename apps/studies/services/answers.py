@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from apps.core import clock, rawsql
+from apps.core import clock
 from apps.core.exceptions import ApplicationError, ConflictError
 from apps.studies import allocation
 from apps.studies.models import Experiment, Response, Study
@@ -110,23 +110,21 @@ def response_submit(
             extra={"field": "response_ms"},
         )
     encoded = _encode(experiment=experiment, left_is_a=own.left_is_a, choice=choice)
-    slot_id, late = allocation.slot_fill(
-        assignment=assignment, participation_id=participation.pk, now=now
-    )
-    response = rawsql.insert(
-        Response,
-        assignment_id=assignment.pk,
-        task_id=assignment.task_id,
-        rater_id=participation.rater_id,
-        slot_id=slot_id,
-        choice=choice,
-        answer=encoded.answer,
-        value=encoded.value,
-        answer_raw=encoded.answer_raw,
-        response_ms=response_ms,
-        submitted_at=now,
-        late=late,
-        over_quota=slot_id is None,
+    response = allocation.answer_place(
+        assignment=assignment,
+        participation_id=participation.pk,
+        now=now,
+        answer={
+            "assignment_id": assignment.pk,
+            "task_id": assignment.task_id,
+            "rater_id": participation.rater_id,
+            "choice": choice,
+            "answer": encoded.answer,
+            "value": encoded.value,
+            "answer_raw": encoded.answer_raw,
+            "response_ms": response_ms,
+            "submitted_at": now,
+        },
     )
     participation.answered += 1
     if participation.current_assignment_id == assignment.pk:

@@ -5,17 +5,18 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := $(UV) run --frozen python
 export UV_LINK_MODE ?= copy
 
-.PHONY: help install demo test test-fast lint format bench-maps bench-analysis bench-serve worker serve migrate
+.PHONY: help install demo test test-fast test-sqlite lint format bench-maps bench-analysis bench-serve worker serve migrate
 
 help:
 	@echo "make demo            build the demo study and serve it at http://127.0.0.1:8000"
 	@echo "make test            install everything and run the test suite"
+	@echo "make test-sqlite     the rater-loop tests on SQLite (CI runs them after make test)"
 	@echo "make lint            ruff check + format check"
 	@echo "make bench-maps      Grad-CAM + rendering throughput vs forward-only and pytorch-grad-cam"
 	@echo "make bench-analysis  analysis of a generated 1,000,000-answer study"
 	@echo "make bench-serve     rater loop under load (gunicorn + PostgreSQL) vs Turkle 3.1.0;"
 	@echo "                     BENCH_SERVE_ARGS=--quick for a smoke run (scripts/bench_serve)"
-	@echo "make worker          a Celery worker on the gpu and cpu queues (needs CELERY_BROKER_URL)"
+	@echo "make worker          a Celery worker on the gpu and cpu queues, with beat (needs CELERY_BROKER_URL)"
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -36,6 +37,11 @@ test: install
 test-fast: install
 	$(UV) run --frozen pytest -m "not slow and not browser"
 
+# The rater loop again on SQLite (the laptop default), whatever DATABASE_URL says:
+# on PostgreSQL some of its statements take a faster path of their own.
+test-sqlite: install
+	DATABASE_URL= $(UV) run --frozen pytest tests/studies tests/core -m "not postgres and not browser and not worker"
+
 lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
@@ -55,4 +61,4 @@ bench-serve: install
 	$(PY) scripts/bench_serve/run.py $(BENCH_SERVE_ARGS)
 
 worker: install
-	$(UV) run --frozen celery -A config worker -Q gpu,cpu -c 1 --loglevel INFO
+	$(UV) run --frozen celery -A config worker -Q gpu,cpu -c 1 --beat --loglevel INFO

@@ -98,9 +98,6 @@ elif env_bool("DB_SERVER_SIDE_BINDING", True):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         server_side_binding=True, prepare_threshold=env_int("DB_PREPARE_THRESHOLD", 5)
     )
-    _plan_cache_mode = env_str("DB_PLAN_CACHE_MODE", "")
-    if _plan_cache_mode:
-        DATABASES["default"]["OPTIONS"]["options"] = f"-c plan_cache_mode={_plan_cache_mode}"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -67,9 +67,10 @@ def lease_renew(
     return expires
 
 
-def lease_release(*, participation_id: int) -> None:
-    """Give back the slot the participation holds (it is done or leaves); no-op if none."""
-    Slot.objects.filter(holder_id=participation_id, is_answered=False).update(
+def lease_release(*, assignment_id: int, participation_id: int) -> None:
+    """Give back the assignment's slot if the participation still holds it (it is done)."""
+    slot = Assignment.objects.filter(pk=assignment_id).values("slot_id")[:1]
+    Slot.objects.filter(pk=slot, holder_id=participation_id, is_answered=False).update(
         holder_id=None, lease_expires_at=None
     )
 

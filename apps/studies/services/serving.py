@@ -59,7 +59,9 @@ def claimant_for(participation: Participation) -> allocation.Claimant:
 def _finish(participation: Participation, *, now: datetime) -> None:
     """Complete (with at least one answer) or exhausted (none); gives back any lease."""
     if participation.current_assignment_id is not None:
-        allocation.lease_release(participation_id=participation.pk)
+        allocation.lease_release(
+            assignment_id=participation.current_assignment_id, participation_id=participation.pk
+        )
         participation.current_assignment_id = None
     participation.status = (
         Participation.Status.COMPLETED if participation.answered else Participation.Status.EXHAUSTED

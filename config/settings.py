@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "apps.pipeline",
     "apps.studies",
     "apps.analysis",
+    "apps.recruitment",
 ]
 
 MIDDLEWARE = [
@@ -183,3 +184,36 @@ RATER_LINK_JOINS_PER_IP_PER_HOUR = env_int("RATER_LINK_JOINS_PER_IP_PER_HOUR", 0
 RATER_TRUSTED_PROXIES = env_int("RATER_TRUSTED_PROXIES", 0)
 # Lifetime of the rater cookies (browser id, participation per experiment).
 RATER_COOKIE_AGE = env_int("RATER_COOKIE_AGE", 30 * 24 * 60 * 60)
+
+# Crowd providers (apps.recruitment; README "Running a study").
+# Rater pages may be framed by these origins only (MTurk shows a HIT's
+# ExternalQuestion in an iframe on its worker sites); every other page is DENY.
+RATER_FRAME_ANCESTORS = env_list(
+    "RATER_FRAME_ANCESTORS",
+    ["https://worker.mturk.com", "https://www.mturk.com", "https://workersandbox.mturk.com"],
+)
+# The only hosts the MTurk end page posts the finished assignment to
+# (``turkSubmitTo`` comes from the query string and is never trusted as such).
+MTURK_SUBMIT_HOSTS = {
+    "production": "https://www.mturk.com",
+    "sandbox": "https://workersandbox.mturk.com",
+}
+# MTurk (boto3): credentials from MTURK_ACCESS_KEY_ID / MTURK_SECRET_ACCESS_KEY,
+# else boto3's own chain (AWS_ACCESS_KEY_ID, ~/.aws, instance role).
+# MTURK_ENDPOINT_URL overrides the requester endpoint (tests, a fake, staging).
+MTURK_ENDPOINT_URL = env_str("MTURK_ENDPOINT_URL", "") or ""
+MTURK_ACCESS_KEY_ID = env_str("MTURK_ACCESS_KEY_ID", "") or ""
+MTURK_SECRET_ACCESS_KEY = env_str("MTURK_SECRET_ACCESS_KEY", "") or ""
+# HITs with 10 or more assignments cost MTurk's extra 20 % fee: more HITs of
+# at most 9 assignments instead, unless this is raised.
+MTURK_MAX_ASSIGNMENTS_PER_HIT = env_int("MTURK_MAX_ASSIGNMENTS_PER_HIT", 9)
+# Prolific (REST, token auth).
+PROLIFIC_API_URL = (env_str("PROLIFIC_API_URL", "https://api.prolific.com/api/v1") or "").rstrip(
+    "/"
+)
+PROLIFIC_API_TOKEN = env_str("PROLIFIC_API_TOKEN", "") or ""
+# Prolific's service fee as a percentage of rewards and bonuses, for the cost
+# estimate only (it depends on the account: check your workspace's rate).
+PROLIFIC_FEE_PERCENT = env_int("PROLIFIC_FEE_PERCENT", 33)
+# Timeout in seconds of one call to a crowd provider.
+PROVIDER_TIMEOUT_SECONDS = env_int("PROVIDER_TIMEOUT_SECONDS", 30)

@@ -102,3 +102,26 @@ def study_results(*, study: Study) -> StudyResults | None:
             if old != out_dir and not old.name.endswith(".partial"):
                 shutil.rmtree(old, ignore_errors=True)
     return StudyResults(study=study, out_dir=out_dir, n_answers=state["count"])
+
+
+def study_rater_exclusions(*, study: Study, rules=None) -> dict[str, str]:
+    """Rater public id -> the quality rules that exclude the rater (``"catch;too_fast"``).
+
+    The same rules and code as the analysis (``engine.quality``), over the
+    study's stored answers; raters no rule excludes are absent.
+    """
+    import tempfile
+
+    from apps.analysis.engine import quality
+    from apps.analysis.engine.loading import load_responses
+
+    with tempfile.TemporaryDirectory(prefix="xai-quality-") as folder:
+        path = Path(folder) / "responses.csv"
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            count = write_responses_csv(study=study, out=fh)
+        if not count:
+            return {}
+        responses = load_responses(path)
+    table = quality.rater_quality(responses, rules or quality.QualityRules())
+    excluded = table[table["excluded"]]
+    return dict(zip(excluded["rater_id"].astype(str), excluded["reasons"], strict=True))

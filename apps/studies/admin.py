@@ -3,7 +3,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.http import HttpRequest, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -110,7 +110,7 @@ class StudyAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("status", "launched_at", "closed_at", "links_and_progress")
     inlines = [ExperimentInline]
-    actions = ["launch", "pause", "resume", "close"]
+    actions = ["launch", "pause", "resume", "close", "publish"]
 
     def get_urls(self):
         return [
@@ -197,6 +197,13 @@ class StudyAdmin(admin.ModelAdmin):
     @admin.action(description="Resume (hand out tasks again)")
     def resume(self, request, queryset):
         self._transition(request, queryset, study_resume, "is live again")
+
+    @admin.action(description="Publish on a crowd provider (plain link, Prolific, MTurk)…")
+    def publish(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Publish one study at a time.", messages.ERROR)
+            return None
+        return redirect("admin:recruitment_publication_publish", study_id=queryset.get().pk)
 
     @admin.action(description="Close (stop accepting answers for good)")
     def close(self, request, queryset):

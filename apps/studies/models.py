@@ -68,6 +68,11 @@ class Study(TimeStampedModel):
         help_text="Never show a rater the same source image in two experiments of this study "
         "(a rater is recognised by their crowd worker id, or by their browser on a plain link).",
     )
+    exclude_raters_of = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="+",
+        help_text="Crowd workers who took part in any of these studies are not admitted "
+        "(checked at join; on Prolific also its previous-studies blocklist).",
+    )  # fmt: skip
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

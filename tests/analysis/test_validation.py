@@ -93,3 +93,21 @@ def test_extra_columns_are_ignored_and_catch_flags_must_be_boolean(tmp_path):
     with pytest.raises(AnalysisInputError) as info:
         load_responses(path)
     assert (info.value.row, info.value.column) == (6, "is_catch")
+
+
+def test_an_answer_without_response_time_loads_and_leaves_only_the_speed_figures_out(tmp_path):
+    """The rater API does not require response_ms: such answers must not make a study
+    unanalysable (they count everywhere, the median time skips them)."""
+    from apps.analysis.engine import quality
+
+    rows = _good()
+    rows[0]["response_ms"] = ""
+    rows[2]["response_ms"] = ""
+    path = tmp_path / "no_time.csv"
+    frame(rows).to_csv(path, index=False)
+
+    r = load_responses(path)
+    table = quality.rater_quality(r, quality.QualityRules(min_median_ms=0))
+
+    assert len(r.df) == 6
+    assert table.set_index("rater_id").loc["r1", "n_answers"] == 4

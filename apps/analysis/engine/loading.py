@@ -328,11 +328,13 @@ def load_responses(
     dup[order_idx] = dup_sorted
     _fail_first(dup, "rater_id", "the same rater answered this task twice", source)
 
-    # response_ms: non-negative number.
+    # response_ms: a non-negative number, or empty (the rater API does not require it;
+    # such answers count everywhere but in the speed figures).
     rms = cols["response_ms"]
     ms_num = pd.to_numeric(pd.Series(rms.labels), errors="coerce").to_numpy(dtype=float)
+    ms_empty = np.asarray([str(v).strip() == "" for v in rms.labels], dtype=bool)
     _fail_first(
-        (np.isnan(ms_num) | (ms_num < 0))[rms.codes],
+        ((np.isnan(ms_num) & ~ms_empty) | (ms_num < 0))[rms.codes],
         "response_ms",
         lambda v: f"response_ms {v!r} is not a non-negative number",
         source,

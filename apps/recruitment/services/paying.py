@@ -1,0 +1,202 @@
+"""Paying a study: approve the work, reject only with a stated reason, pay the bonuses.
+
+Every submission waiting for review gets one decision:
+
+- **approve**: it matches a participation that earned its completion code
+  (the end page showed it) and no quality rule excludes the rater;
+- **reject**: a quality rule excludes the rater *and* the researcher gave a
+  reason (``--reject-reason``) the provider accepts; without one the
+  submission is **held** for the researcher (providers ask for fair,
+  stated reasons; an automatic rule is not one by itself);
+- **hold** (left undecided, the reason shown): no participation of that worker, no code earned, or a second
+  submission for a participation already paid (MTurk lets a worker take
+  several HITs of one group).
+
+Approved and completed participations get the publication's bonus. Each
+approve, reject and bonus is an exactly-once ledger call (``ledger``), so a
+retried ``pay`` pays nobody twice; a decision already made is not made again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from apps.core.exceptions import ApplicationError
+from apps.recruitment.ledger import Refused
+from apps.recruitment.models import Provider, Publication, Submission
+from apps.recruitment.providers import provider_for
+from apps.recruitment.services.locks import study_recruitment_lock
+from apps.recruitment.services.syncing import SyncReport, publication_sync
+from apps.studies.models import Participation, Study
+from apps.studies.selectors import participation_end
+
+APPROVE, REJECT, HOLD, BONUS_ONLY = "approve", "reject", "hold", "bonus"
+
+
+@dataclass(frozen=True)
+class PayDecision:
+    submission: Submission
+    action: str  # approve | reject | hold | bonus (approved already, bonus due)
+    reason: str
+    bonus: Decimal = Decimal("0.00")
+
+    def line(self) -> str:
+        s = self.submission
+        text = f"{self.action:7} {s.publication.provider} {s.external_id} worker {s.worker_id}"
+        if self.bonus:
+            text += f" + bonus {self.bonus}"
+        return f"{text}: {self.reason}" if self.reason else text
+
+
+@dataclass
+class PayReport:
+    syncs: list[SyncReport] = field(default_factory=list)
+    decisions: list[PayDecision] = field(default_factory=list)
+    done: list[PayDecision] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, action: str) -> int:
+        return sum(1 for d in self.decisions if d.action == action)
+
+
+def _bonus_due(submission: Submission, participation: Participation | None) -> Decimal:
+    publication = submission.publication
+    if (
+        publication.bonus > 0
+        and participation is not None
+        and participation.status == Participation.Status.COMPLETED
+        and submission.bonus_paid == 0
+    ):
+        return publication.bonus
+    return Decimal("0.00")
+
+
+def _decide(
+    submission: Submission,
+    *,
+    excluded: dict[str, str],
+    reject_reason: str,
+    paid_participations: set[int],
+) -> PayDecision | None:
+    provider = provider_for(submission.publication)
+    participation = submission.participation
+    if submission.decision in (Submission.Decision.APPROVED, "") and (
+        submission.decision == Submission.Decision.APPROVED
+        or submission.provider_status in provider.approved
+    ):
+        bonus = _bonus_due(submission, participation)
+        return PayDecision(submission, BONUS_ONLY, "approved already", bonus) if bonus else None
+    if submission.decision or submission.provider_status not in provider.awaiting_review:
+        return None
+    if participation is None:
+        return PayDecision(submission, HOLD, "no participation of this worker in the experiment")
+    if participation.pk in paid_participations:
+        return PayDecision(submission, HOLD, "another submission of this participation is paid")
+    end = participation_end(participation=participation)
+    if end.completion_code is None:
+        return PayDecision(
+            submission, HOLD, f"no completion code earned ({end.answered} answers, {end.reason})"
+        )
+    rules = excluded.get(str(participation.rater.public_id))
+    if rules:
+        if not reject_reason:
+            return PayDecision(
+                submission, HOLD, f"excluded by quality rules ({rules}); no --reject-reason"
+            )
+        return PayDecision(submission, REJECT, f"quality rules {rules}: {reject_reason}")
+    paid_participations.add(participation.pk)
+    return PayDecision(submission, APPROVE, "", _bonus_due(submission, participation))
+
+
+def study_pay_decisions(
+    *, study: Study, reject_reason: str = "", rules=None
+) -> tuple[list[PayDecision], list[SyncReport]]:
+    """Sync every paid publication of ``study``, then decide each submission (nothing paid)."""
+    from apps.analysis.services import study_rater_exclusions
+
+    publications = list(
+        Publication.objects.filter(study=study)
+        .exclude(provider=Provider.LINK)
+        .exclude(status=Publication.Status.DRAFT)
+        .select_related("experiment__study")
+    )
+    syncs = [publication_sync(publication=p) for p in publications]
+    for publication in publications:
+        problem = provider_for(publication).reject_reason_problem(reject_reason)
+        if reject_reason and problem:
+            raise ApplicationError(
+                f"--reject-reason cannot be used on {publication.get_provider_display()}: "
+                f"{problem}.",
+                code="bad_reject_reason",
+            )
+    excluded = study_rater_exclusions(study=study, rules=rules)
+    submissions = Submission.objects.filter(publication__in=publications).select_related(
+        "publication__experiment__study", "participation__rater", "participation__experiment"
+    )
+    paid = set(
+        submissions.filter(decision=Submission.Decision.APPROVED)
+        .exclude(participation=None)
+        .values_list("participation_id", flat=True)
+    )
+    decisions = []
+    for submission in submissions.order_by("pk"):
+        decision = _decide(
+            submission, excluded=excluded, reject_reason=reject_reason, paid_participations=paid
+        )
+        if decision is not None:
+            decisions.append(decision)
+    return decisions, syncs
+
+
+def _apply(decision: PayDecision) -> None:
+    submission = decision.submission
+    provider = provider_for(submission.publication)
+    if decision.action == APPROVE:
+        provider.approve(submission)
+        submission.decision = Submission.Decision.APPROVED
+    elif decision.action == REJECT:
+        provider.reject(submission, reason=decision.reason.split(": ", 1)[1])
+        submission.decision = Submission.Decision.REJECTED
+        submission.decision_reason = decision.reason
+    elif decision.action == BONUS_ONLY:
+        submission.decision = Submission.Decision.APPROVED
+    submission.save(update_fields=["decision", "decision_reason", "updated_at"])
+    if decision.bonus:
+        provider.pay_bonus(
+            submission, amount=decision.bonus, reason="Thank you for completing every task."
+        )
+        submission.bonus_paid = decision.bonus
+        submission.save(update_fields=["bonus_paid", "updated_at"])
+
+
+def study_pay(
+    *, study: Study, dry_run: bool = False, reject_reason: str = "", rules=None
+) -> PayReport:
+    """Sync, decide and (unless ``dry_run``) carry out every decision; see the module docstring.
+
+    One failing call is reported and the rest go on; the failed one stays in
+    the ledger and the next run retries or reconciles it.
+    """
+    with study_recruitment_lock(study):
+        decisions, syncs = study_pay_decisions(
+            study=study, reject_reason=reject_reason, rules=rules
+        )
+        report = PayReport(syncs=syncs, decisions=decisions)
+        if dry_run:
+            return report
+        for decision in decisions:
+            if decision.action == HOLD:
+                # Left undecided (at the provider too), with the reason shown in the
+                # admin; the next run decides again (e.g. once the study is closed).
+                submission = decision.submission
+                submission.decision_reason = decision.reason
+                submission.save(update_fields=["decision_reason", "updated_at"])
+                continue
+            try:
+                _apply(decision)
+            except (Refused, ApplicationError) as exc:
+                report.errors.append(f"{decision.line()}: {getattr(exc, 'message', exc)}")
+                continue
+            report.done.append(decision)
+        return report

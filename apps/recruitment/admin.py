@@ -67,7 +67,15 @@ class PublishForm(forms.Form):
 
 @admin.register(Publication)
 class PublicationAdmin(admin.ModelAdmin):
-    list_display = ("experiment", "provider", "sandbox", "status", "reward", "places", "external_id")
+    list_display = (
+        "experiment",
+        "provider",
+        "sandbox",
+        "status",
+        "reward",
+        "places",
+        "external_id",
+    )
     list_filter = ("provider", "status", "sandbox")
     readonly_fields = [f.name for f in Publication._meta.fields]
     actions = ["sync", "pay", "close"]

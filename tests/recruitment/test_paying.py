@@ -150,7 +150,9 @@ def test_unknown_workers_unfinished_work_and_second_submissions_are_held(crowd):
 
     actions = {d.submission.external_id: (d.action, d.reason) for d in report.decisions}
     assert actions["ASG000000001"] == ("approve", "")
-    assert actions["ASG000000002"][0] == "hold" and "no completion code" in actions["ASG000000002"][1]
+    assert (
+        actions["ASG000000002"][0] == "hold" and "no completion code" in actions["ASG000000002"][1]
+    )
     assert actions["ASG000000003"] == ("hold", "no participation of this worker in the experiment")
     assert actions["ASG000000099"] == ("hold", "another submission of this participation is paid")
     assert crowd.sent == [("approve", "ASG000000001")]

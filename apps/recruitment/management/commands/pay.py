@@ -38,7 +38,9 @@ class Command(BaseCommand):
             self._summary(report)
             actionable = [d for d in report.decisions if d.action != HOLD]
             if o["dry_run"] or not actionable:
-                self.stdout.write("Dry run: nothing was sent." if o["dry_run"] else "Nothing to do.")
+                self.stdout.write(
+                    "Dry run: nothing was sent." if o["dry_run"] else "Nothing to do."
+                )
                 return
             if not confirmed(self, "Carry these out?", yes=o["yes"]):
                 self.stdout.write("Nothing was sent.")

@@ -103,9 +103,7 @@ class Command(BaseCommand):
                 for publication in plan.to_create:
                     publication = publication_publish(publication=publication)
                     url = provider_for(publication).entry_url(publication)
-                    self.stdout.write(
-                        f"published {publication}: {publication.external_id or url}"
-                    )
+                    self.stdout.write(f"published {publication}: {publication.external_id or url}")
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
 

@@ -217,3 +217,30 @@ def test_a_reject_reason_the_provider_would_refuse_stops_pay_before_any_call(cro
     with pytest.raises(ApplicationError, match="needs 100 characters"):
         study_pay(study=study, reject_reason="short")
     assert crowd.sent == []
+
+
+@pytest.mark.postgres
+def test_a_second_pay_of_the_same_study_waits_its_turn(crowd):
+    """Two pay runs at once could both send a pending call: the second is refused."""
+    import psycopg
+    from django.db import connection
+
+    from apps.core.exceptions import ConflictError
+    from apps.recruitment.services.locks import _NAMESPACE
+
+    study, publication = _published()
+    _finishes(publication, 1)
+    _submitted(crowd, 1)
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    other = psycopg.connect(**{k: v for k, v in params.items() if k != "prepare_threshold"})
+    try:
+        other.execute("SELECT pg_advisory_lock(%s, %s)", [_NAMESPACE, study.pk])
+        with pytest.raises(ConflictError, match="Another publish, sync or pay"):
+            study_pay(study=study)
+        assert crowd.sent == []
+        other.execute("SELECT pg_advisory_unlock(%s, %s)", [_NAMESPACE, study.pk])
+        assert [d.action for d in study_pay(study=study).done] == ["approve"]
+    finally:
+        other.close()

@@ -155,3 +155,26 @@ def test_the_study_action_leads_to_the_publish_page(admin_client_):
     )
     assert response.status_code == 302
     assert response["Location"].endswith(f"/admin/recruitment/publication/publish/{study.pk}/")
+
+
+def test_publish_on_the_mturk_sandbox_end_to_end_through_a_fake(settings):
+    """The command as a researcher runs it, against a loopback MTurk: plan, balance, HITs."""
+    from tests.recruitment.fake_mturk import FakeMTurk
+
+    server = FakeMTurk()
+    settings.MTURK_ENDPOINT_URL = server.start()
+    settings.PROVIDER_TIMEOUT_SECONDS = 2
+    try:
+        launched_study(slug="mt", answers_per_task=3, tasks_per_rater=5)
+        out = _run("publish", "mt", "--provider", "mturk", "--sandbox", "--reward", "0.80", "--yes")
+        again = _run("publish", "mt", "--provider", "mturk", "--sandbox", "--yes")
+    finally:
+        server.stop()
+
+    assert "MTurk sandbox account balance: 10000.00 USD" in out
+    assert "cost estimate: " in out and "MTurk stopped taking new customers" in out
+    assert out.count("published ") == 2 and "Nothing new to publish." in again
+    publications = list(Publication.objects.all())
+    hits = ExternalCall.objects.filter(kind="create_hit", state="done").count()
+    assert hits == sum(-(-p.places // 9) for p in publications)
+    assert server.count("CreateHITWithHITType") == hits

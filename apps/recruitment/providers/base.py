@@ -133,6 +133,10 @@ class CrowdProvider(ABC):
     def close(self, publication: Publication) -> None:
         """Stop recruiting (expire HITs, stop the study); what was done stays payable."""
 
+    def account_line(self) -> str | None:
+        """One line about the account (its balance), for the confirmation; None if nothing."""
+        return None
+
     def reject_reason_problem(self, reason: str) -> str | None:
         """Why ``reason`` cannot be used to reject on this provider, or None."""
         return None if reason.strip() else "a rejection needs a stated reason"

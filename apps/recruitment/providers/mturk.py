@@ -157,6 +157,13 @@ class MTurkProvider(CrowdProvider):
         """The account's available balance (USD); also the usual credentials check."""
         return Decimal(self.api.call("get_account_balance")["AvailableBalance"])
 
+    def account_line(self) -> str | None:
+        where = "sandbox" if self.sandbox else "production"
+        try:
+            return f"MTurk {where} account balance: {self.balance()} USD"
+        except ProviderError as exc:
+            return f"MTurk {where} account balance could not be read: {exc.message}"
+
     # --- publish and close -----------------------------------------------------------
 
     def publish(self, publication: Publication) -> None:

@@ -161,6 +161,11 @@ def study_publish_plan(*, publications: list[Publication]) -> PublishPlan:
                 "permanent closure for 2026-09-30: only existing requester accounts can "
                 "publish, and only while it still runs. Prolific or a plain link work too."
             )
+    accounts = {(p.provider, p.sandbox): p for p in publications if p.status == "draft"}
+    for publication in accounts.values():
+        line = provider_for(publication).account_line()
+        if line:
+            lines.append(line)
     return PublishPlan(publications, lines, costs, sorted(set(warnings)))
 
 

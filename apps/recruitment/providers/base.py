@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -26,7 +26,8 @@ from django.conf import settings
 from django.urls import reverse
 
 from apps.core.exceptions import ApplicationError
-from apps.recruitment.models import Publication, Submission
+from apps.recruitment.ledger import Outcome, Refused, call_once
+from apps.recruitment.models import ExternalCall, Publication, Submission
 from apps.studies.models import Experiment, Slot
 
 CENT = Decimal("0.01")
@@ -40,6 +41,31 @@ class ProviderError(ApplicationError):
     """A provider could not be used or refused a call; the message says what to fix."""
 
     status_code = 502
+
+
+def provider_call(
+    label: str,
+    publication: Publication,
+    kind: str,
+    key: str,
+    request: dict[str, Any],
+    send: Callable[[ExternalCall], Outcome],
+    reconcile: Callable[[ExternalCall], Outcome | None] | None = None,
+) -> ExternalCall:
+    """:func:`~apps.recruitment.ledger.call_once`; the provider's refusal becomes a
+    :class:`ProviderError` naming the provider, the call and its key (the commands and the
+    admin show it as it is)."""
+    try:
+        return call_once(
+            publication=publication, kind=kind, key=key, request=request,
+            send=send, reconcile=reconcile,
+        )  # fmt: skip
+    except Refused as exc:
+        code = f"{exc.code}: " if exc.code else ""
+        raise ProviderError(
+            f"{label} refused {kind} (call {key}): {code}{exc.message}",
+            code=f"{label.lower()}_refused",
+        ) from exc
 
 
 @dataclass(frozen=True)

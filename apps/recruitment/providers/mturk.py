@@ -29,7 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 
-from apps.recruitment.ledger import Outcome, Refused, call_once
+from apps.recruitment.ledger import Outcome, Refused
 from apps.recruitment.models import ExternalCall, Publication, Submission
 from apps.recruitment.providers.base import (
     Cost,
@@ -38,6 +38,7 @@ from apps.recruitment.providers.base import (
     RemoteSubmission,
     entry_path,
     money,
+    provider_call,
     public_url,
 )
 from apps.recruitment.providers.mturk_api import MTurkApi
@@ -95,15 +96,7 @@ class MTurkProvider(CrowdProvider):
                     code="mturk_call_changed",
                 )
             ExternalCall.objects.filter(key=key).update(request=request)
-        try:
-            return call_once(
-                publication=publication, kind=kind, key=key, request=request,
-                send=send, reconcile=reconcile,
-            )  # fmt: skip
-        except Refused as exc:
-            raise ProviderError(
-                f"MTurk refused {kind} ({key}): {exc.code}: {exc.message}", code="mturk_refused"
-            ) from exc
+        return provider_call("MTurk", publication, kind, key, request, send, reconcile)
 
     # --- what publishing will do -----------------------------------------------------
 

@@ -11,13 +11,14 @@ refusal comes back as a :class:`~.base.ProviderError` naming the call.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from apps.recruitment.ledger import Outcome, Refused, call_once
+from apps.recruitment.ledger import Outcome, Refused
 from apps.recruitment.models import ExternalCall, Publication, Submission
-from apps.recruitment.providers.base import ProviderError, money
+from apps.recruitment.providers.base import ProviderError, money, provider_call
 from apps.recruitment.providers.prolific_client import NotSent, ProlificClient
 
 
@@ -47,24 +48,8 @@ def remember(row: ExternalCall, request: dict[str, Any]) -> None:
         row.save(update_fields=["request", "updated_at"])
 
 
-def once(
-    publication: Publication,
-    kind: str,
-    key: str,
-    request: dict[str, Any],
-    send: Callable[[ExternalCall], Outcome],
-    reconcile: Callable[[ExternalCall], Outcome | None] | None = None,
-) -> ExternalCall:
-    """:func:`call_once`, with Prolific's refusal as a :class:`ProviderError` naming the call."""
-    try:
-        return call_once(
-            publication=publication, kind=kind, key=key, request=request,
-            send=send, reconcile=reconcile,
-        )  # fmt: skip
-    except Refused as exc:
-        raise ProviderError(
-            f"Prolific refused {kind} (call {key}): {exc.message}", code="prolific_refused"
-        ) from None
+# call_once, with Prolific's refusal as a ProviderError naming the call.
+once = functools.partial(provider_call, "Prolific")
 
 
 def study_transition(

@@ -13,6 +13,16 @@
 - **Crowd ids** in the link are validated per provider (length, characters)
   before anything is stored: Prolific ids are 24 letters or digits; MTurk
   ids are upper-case letters and digits, at most 64 (workerId starts with A).
+  A Prolific link whose ids are still Prolific's placeholders
+  (``{{%PROLIFIC_PID%}}``: someone copied the study URL instead of opening
+  it from Prolific) gets its own explanation.
+- **MTurk in a frame**: MTurk shows the study in a cross-site iframe, where
+  ``SameSite=Lax`` cookies are not sent (and Safari blocks third-party
+  cookies), so an MTurk rater's pages carry the token in the URL (``?t=``)
+  instead of relying on ``xr_<code>``. ``turkSubmitTo`` from the link is
+  kept only if it is one of ``settings.MTURK_SUBMIT_HOSTS``: the end page
+  posts the worker's assignment there, and must never post it to any site a
+  forged link names.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from django.conf import settings
 from django.core import signing
@@ -32,6 +43,8 @@ from apps.studies.models import Rater
 
 BROWSER_COOKIE = "xai_b"
 TOKEN_HEADER = "HTTP_X_RATER_TOKEN"
+TOKEN_PARAM = "t"  # the rater token in a page's URL (MTurk's cross-site frame has no cookies)
+TURK_SUBMIT_TO = "turkSubmitTo"
 _TOKEN_SALT = "xai-crowd.rater-token"
 _BROWSER_ID = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 
@@ -82,14 +95,59 @@ def _checked(query: Mapping[str, str], key: str) -> str | None:
     return value
 
 
+def _is_placeholder(value: str) -> bool:
+    """Prolific's ``{{%NAME%}}`` left as is, possibly still URL-encoded (once or twice)."""
+    for _ in range(3):
+        if "{{%" in value or "%}}" in value:
+            return True
+        decoded = unquote(value)
+        if decoded == value:
+            return False
+        value = decoded
+    return False
+
+
+def _refuse_prolific_placeholders(query: Mapping[str, str]) -> None:
+    for key in PROLIFIC_KEYS:
+        value = query.get(key)
+        if value and _is_placeholder(value):
+            raise ApplicationError(
+                f"This link still has Prolific's placeholder ({key}={{{{%{key}%}}}}) instead "
+                "of your Prolific details: open the study from Prolific (app.prolific.com) "
+                "rather than copying its address, so that Prolific fills them in. "
+                "(Researchers testing the link: put test ids in place of the placeholders.)",
+                code="prolific_placeholder",
+                extra={"field": key},
+            )
+
+
+def mturk_submit_host(value: str | None) -> str | None:
+    """``value`` as the configured MTurk submit host it names, or None if it is not one.
+
+    ``turkSubmitTo`` is an untrusted query parameter: only the hosts in
+    ``settings.MTURK_SUBMIT_HOSTS`` are ever used (returned in their
+    configured spelling, never the caller's).
+    """
+    if not value or len(value) > 200:
+        return None
+    wanted = value.strip().rstrip("/").lower()
+    for host in settings.MTURK_SUBMIT_HOSTS.values():
+        if host.rstrip("/").lower() == wanted:
+            return host.rstrip("/")
+    return None
+
+
 def crowd_identity(query: Mapping[str, str]) -> CrowdIdentity:
     """The rater's provider and ids from the link's query string; 400 naming a bad field.
 
-    Prolific: ``PROLIFIC_PID`` (+ ``STUDY_ID``, ``SESSION_ID``). MTurk:
-    ``workerId`` (+ ``assignmentId``, ``hitId``); an MTurk preview
-    (``assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE``, no worker) is flagged and
-    must create nothing. Anything else is a plain link.
+    Prolific: ``PROLIFIC_PID`` (+ ``STUDY_ID``, ``SESSION_ID``); a link whose
+    ids are still Prolific's unreplaced placeholders is a 400 saying so.
+    MTurk: ``workerId`` (+ ``assignmentId``, ``hitId``, and ``turkSubmitTo``
+    if it is an allowed submit host; any other value is dropped); an MTurk
+    preview (``assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE``, no worker) is
+    flagged and must create nothing. Anything else is a plain link.
     """
+    _refuse_prolific_placeholders(query)
     if query.get("PROLIFIC_PID") is not None:
         values = {k: _checked(query, k) for k in PROLIFIC_KEYS}
         if values["PROLIFIC_PID"] is None:
@@ -109,11 +167,11 @@ def crowd_identity(query: Mapping[str, str]) -> CrowdIdentity:
                 code="invalid_link",
                 extra={"field": "workerId"},
             )
-        return CrowdIdentity(
-            Rater.Source.MTURK,
-            values["workerId"],
-            {k: v for k, v in values.items() if v is not None},
-        )
+        session = {k: v for k, v in values.items() if v is not None}
+        submit_to = mturk_submit_host(query.get(TURK_SUBMIT_TO))
+        if submit_to is not None:
+            session[TURK_SUBMIT_TO] = submit_to
+        return CrowdIdentity(Rater.Source.MTURK, values["workerId"], session)
     return CrowdIdentity(Rater.Source.LINK)
 
 

@@ -75,17 +75,16 @@ def _presentation_sql() -> str:
     )
 
 
-def assignment_presentation(*, assignment: Assignment, experiment: Experiment) -> dict[str, Any]:
-    """What the rater sees of the assignment's task; ``experiment`` is the task's, loaded."""
+def _task_presentation(task_id: int, experiment: Experiment, **first: Any) -> dict[str, Any]:
     left_is_a, image_file, file_a, predicted_a, file_b = rawsql.fetch_one(
-        _presentation_sql(), [assignment.task_id]
+        _presentation_sql(), [task_id]
     )
     class_names = list(experiment.study.family.class_names)
     if experiment.is_pairwise:
         assert experiment.scale_points is not None
         left, right = (file_a, file_b) if left_is_a else (file_b, file_a)
         return {
-            "assignment_id": str(assignment.public_id),
+            **first,
             "kind": "pairwise",
             "left_url": _url(left),
             "right_url": _url(right),
@@ -94,11 +93,35 @@ def assignment_presentation(*, assignment: Assignment, experiment: Experiment) -
             "options": list(pairwise_labels(experiment.scale_points)),
         }
     return {
-        "assignment_id": str(assignment.public_id),
+        **first,
         "kind": "forced_choice",
         "map_url": _url(file_a),
         "options": list(forced_choice_labels(class_names)),
     }
+
+
+def assignment_presentation(*, assignment: Assignment, experiment: Experiment) -> dict[str, Any]:
+    """What the rater sees of the assignment's task; ``experiment`` is the task's, loaded."""
+    return _task_presentation(
+        assignment.task_id, experiment, assignment_id=str(assignment.public_id)
+    )
+
+
+def example_presentation(*, experiment: Experiment) -> dict[str, Any] | None:
+    """The experiment's first (non-catch) task as a rater would see it, for an MTurk preview.
+
+    MTurk shows a HIT's page before the worker accepts it; the worker decides
+    from it whether to take the HIT, so it shows a real task, read-only,
+    through the same blinded presentation as the task page (no assignment,
+    nothing written). ``experiment`` comes with its study and family loaded.
+    """
+    task_id = (
+        Task.objects.filter(experiment=experiment, is_catch=False)
+        .order_by("position", "pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return None if task_id is None else _task_presentation(task_id, experiment)
 
 
 def study_detail(*, slug: str) -> Study:

@@ -29,8 +29,10 @@ class Rater_:
         assert page.status_code == 200, page.content[:500]
         csrf = self.client.cookies["csrftoken"].value
         joined = self.client.post(f"/r/{code}/{query}", {"csrfmiddlewaretoken": csrf})
-        assert joined.status_code == 302 and joined["Location"].endswith(f"/r/{code}/task/")
-        task_page = self.client.get(f"/r/{code}/task/").content.decode()
+        # an MTurk join carries the token in the task page's URL (?t=): MTurk's frame has no cookies
+        assert joined.status_code == 302
+        assert joined["Location"].split("?")[0].endswith(f"/r/{code}/task/")
+        task_page = self.client.get(joined["Location"]).content.decode()
         self.token = re.search(r'data-token="([^"]+)"', task_page).group(1)
 
     def next(self):

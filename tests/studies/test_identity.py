@@ -155,3 +155,33 @@ def test_rater_tokens_are_signed_and_bound_to_their_experiment():
     assert participation_id_from_token(token.replace("42", "43"), code="abcdEFGH") is None
     assert participation_id_from_token("", code="abcdEFGH") is None
     assert participation_id_from_token("x" * 5000, code="abcdEFGH") is None
+
+
+def test_turk_submit_to_is_kept_only_when_it_is_an_allowed_submit_host(settings):
+    settings.MTURK_SUBMIT_HOSTS = {
+        "production": "https://www.mturk.com",
+        "sandbox": "https://workersandbox.mturk.com",
+    }
+    base = {"workerId": WORKER, "assignmentId": "3X4Y5Z", "hitId": "9A8B"}
+    for given, kept in [
+        ("https://workersandbox.mturk.com", "https://workersandbox.mturk.com"),
+        ("https://www.mturk.com/", "https://www.mturk.com"),
+        ("HTTPS://WWW.MTURK.COM", "https://www.mturk.com"),
+        ("https://evil.example", None),
+        ("https://www.mturk.com.evil.example", None),
+        ("https://www.mturk.com/mturk/externalSubmit", None),
+        ("x" * 5000, None),
+    ]:
+        session = crowd_identity({**base, "turkSubmitTo": given}).session
+        assert session.get("turkSubmitTo") == kept, given
+    assert crowd_identity(base).session == base
+
+
+def test_prolific_placeholders_are_refused_with_their_own_message():
+    for value in ("{{%PROLIFIC_PID%}}", "%7B%7B%25PROLIFIC_PID%25%7D%7D"):
+        with pytest.raises(ApplicationError) as err:
+            crowd_identity({"PROLIFIC_PID": value})
+        assert err.value.code == "prolific_placeholder" and err.value.status_code == 400
+        assert "open the study from Prolific" in err.value.message
+    with pytest.raises(ApplicationError, match="placeholder"):
+        crowd_identity({"PROLIFIC_PID": PID, "STUDY_ID": "{{%STUDY_ID%}}"})

@@ -18,7 +18,7 @@ from apps.studies.services.design import (
 )
 from apps.studies.services.generation import experiment_generate_tasks
 from apps.studies.services.launch import study_close, study_launch, study_pause, study_resume
-from apps.studies.services.raters import experiment_by_code, rater_join
+from apps.studies.services.raters import experiment_by_code, rater_exclusion_check, rater_join
 from apps.studies.services.serving import (
     NextStep,
     State,
@@ -38,6 +38,7 @@ __all__ = [
     "experiment_create",
     "experiment_generate_tasks",
     "next_step",
+    "rater_exclusion_check",
     "rater_join",
     "response_submit",
     "study_close",

@@ -7,6 +7,12 @@ the provider's id of the same visit (Prolific ``SESSION_ID``, MTurk
 it. A plain-link rater *is* their browser, so a browser has one
 participation per experiment; optional hourly limits per browser and per IP
 stop a script from hoarding tasks through plain links.
+
+A study can exclude the raters of earlier studies (``Study.exclude_raters_of``):
+a crowd worker is recognised by provider and worker id, a plain-link rater by
+their browser (their rater's ``external_id`` is the browser hash). Recruiting
+platforms have their own screens (MTurk qualifications, Prolific's blocklist),
+but those lag or can be forgotten, so the join checks too.
 """
 
 from __future__ import annotations
@@ -48,6 +54,50 @@ def _bind_check(participation: Participation, *, identity: CrowdIdentity, bhash:
     )
 
 
+_EXCLUDED_RETURN: dict[str, str] = {
+    Rater.Source.MTURK: "Please return the HIT.",
+    Rater.Source.PROLIFIC: "Please return your submission on Prolific.",
+    Rater.Source.LINK: "You can close this page.",
+}
+
+
+def rater_exclusion_check(*, study: Study, identity: CrowdIdentity, browser: str | None) -> None:
+    """Refuse a rater who took part in a study that ``study`` excludes the raters of.
+
+    Crowd workers match on provider and worker id; plain-link raters on the
+    browser (no browser yet means nobody to recognise). A preview is never
+    refused: it has no worker and creates nothing. The refusal is a polite
+    403 asking the worker to return the HIT or submission: a return costs a
+    worker nothing, unlike a rejection of work the study cannot use.
+    """
+    if identity.preview:
+        return
+    if identity.source == Rater.Source.LINK:
+        if not browser:
+            return
+        external_id = browser_hash(browser)
+    elif identity.worker_id:
+        external_id = identity.worker_id
+    else:
+        return
+    earlier = [pk for pk in study.exclude_raters_of.values_list("pk", flat=True) if pk != study.pk]
+    if not earlier:
+        return
+    took_part = Participation.objects.filter(
+        rater__source=identity.source,
+        rater__external_id=external_id,
+        experiment__study_id__in=earlier,
+    ).exists()
+    if took_part:
+        raise ApplicationError(
+            "Thank you for your interest. This study is for people who did not take part in "
+            "an earlier, related study, and our records show that you did, so we cannot "
+            f"include you this time. {_EXCLUDED_RETURN.get(identity.source, '')}".strip(),
+            code="excluded_earlier_study",
+            status_code=403,
+        )
+
+
 def _check_link_limits(*, bhash: str, iphash: str) -> None:
     since = clock.now() - timedelta(hours=1)
     recent = Participation.objects.filter(rater__source=Rater.Source.LINK, created_at__gte=since)
@@ -76,13 +126,16 @@ def rater_join(
     """The participation this browser continues or starts in ``experiment``.
 
     Raises ``ConflictError`` when the study is closed (or paused, for a new
-    rater) and when a crowd worker's participation belongs to another browser.
+    rater) and when a crowd worker's participation belongs to another browser;
+    ``ApplicationError`` (403, ``excluded_earlier_study``) for a rater of a
+    study this one excludes (:func:`rater_exclusion_check`).
     """
     study = Study.objects.get(pk=experiment.study_id)  # its status now, not when loaded
     if identity.preview:
         raise ApplicationError("This is a preview: accept the HIT to start.", code="preview")
     if study.status not in (Study.Status.LIVE, Study.Status.PAUSED):
         raise ConflictError("This study is not open for answers at the moment.", code="not_live")
+    rater_exclusion_check(study=study, identity=identity, browser=browser)
     bhash = browser_hash(browser)
     is_link = identity.source == Rater.Source.LINK
     rater, _ = Rater.objects.get_or_create(

@@ -5,6 +5,8 @@
 // a task, a short wait (every task left is on someone else's screen, or the
 // study is paused), or the end page. While a task is on screen and the page is
 // visible, a heartbeat keeps the rater's hold on it.
+// In MTurk's cross-site frame no cookie is sent, so the page was opened with
+// the rater token in its URL (?t=...): the end page gets it the same way.
 (function () {
   "use strict";
   const app = document.getElementById("app");
@@ -22,6 +24,13 @@
   let busy = false;
   let heartbeat = null;    // interval id
   let retry = null;        // timeout id of a scheduled /next
+  const tokenInUrl = new URLSearchParams(window.location.search).has("t");
+
+  function goToDone(url) {
+    const target = new URL(url || doneUrl, window.location.href);
+    if (tokenInUrl) target.searchParams.set("t", token);
+    window.location.assign(target.pathname + target.search);
+  }
 
   async function api(path, options) {
     const res = await fetch("/api/r/" + encodeURIComponent(code) + path, Object.assign({
@@ -113,7 +122,7 @@
   async function show(payload) {
     if (payload.done) {
       stopHeartbeat();
-      window.location.assign(payload.done_url || doneUrl);
+      goToDone(payload.done_url);
       return;
     }
     current = null;
@@ -173,7 +182,7 @@
       await show(result.next);
     } catch (err) {
       if (err.code === "closed") {
-        window.location.assign(doneUrl);
+        goToDone(doneUrl);
       } else if (err.status === 409 || err.status === 404) {
         showError(err.message);
         await next();

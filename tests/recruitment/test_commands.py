@@ -174,6 +174,7 @@ def test_publish_on_the_mturk_sandbox_end_to_end_through_a_fake(settings):
     assert "MTurk sandbox account balance: 10000.00 USD" in out
     assert "cost estimate: " in out and "MTurk stopped taking new customers" in out
     assert out.count("published ") == 2 and "Nothing new to publish." in again
+    assert out.count("https://workersandbox.mturk.com/projects/") == 2
     publications = list(Publication.objects.all())
     hits = ExternalCall.objects.filter(kind="create_hit", state="done").count()
     assert hits == sum(-(-p.places // 9) for p in publications)

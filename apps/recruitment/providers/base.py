@@ -159,6 +159,10 @@ class CrowdProvider(ABC):
     def close(self, publication: Publication) -> None:
         """Stop recruiting (expire HITs, stop the study); what was done stays payable."""
 
+    def worker_url(self, publication: Publication) -> str | None:
+        """Where workers find the published work on the provider's site, if it has one."""
+        return None
+
     def account_line(self) -> str | None:
         """One line about the account (its balance), for the confirmation; None if nothing."""
         return None

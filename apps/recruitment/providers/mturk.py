@@ -45,6 +45,7 @@ from apps.recruitment.providers.mturk_api import MTurkApi
 from apps.recruitment.providers.mturk_spec import HitSpec, fees, hit_spec
 
 HIT_EXISTS = "AWS.MechanicalTurk.HitAlreadyExists"
+WORKER_SITES = {False: "https://worker.mturk.com", True: "https://workersandbox.mturk.com"}
 EXPIRED = datetime(2015, 1, 1, tzinfo=UTC)  # an ExpireAt in the past closes a HIT at once
 _HIT_ID = re.compile(r"(?<![0-9A-Za-z])[0-9A-Z]{20,40}(?![0-9A-Za-z])")
 
@@ -149,6 +150,18 @@ class MTurkProvider(CrowdProvider):
     def balance(self) -> Decimal:
         """The account's available balance (USD); also the usual credentials check."""
         return Decimal(self.api.call("get_account_balance")["AvailableBalance"])
+
+    def worker_url(self, publication: Publication) -> str | None:
+        """The HIT group on MTurk's worker site (the sandbox's for a sandbox publication)."""
+        result = (
+            ExternalCall.objects.filter(
+                publication=publication, kind="create_hit", state=ExternalCall.State.DONE
+            )
+            .values_list("result", flat=True)
+            .first()
+        )
+        group = (result or {}).get("HITGroupId")
+        return f"{WORKER_SITES[self.sandbox]}/projects/{group}/tasks" if group else None
 
     def account_line(self) -> str | None:
         where = "sandbox" if self.sandbox else "production"

@@ -102,8 +102,10 @@ class Command(BaseCommand):
                     return
                 for publication in plan.to_create:
                     publication = publication_publish(publication=publication)
-                    url = provider_for(publication).entry_url(publication)
-                    self.stdout.write(f"published {publication}: {publication.external_id or url}")
+                    provider = provider_for(publication)
+                    where = provider.worker_url(publication) or provider.entry_url(publication)
+                    made = f" ({publication.external_id})" if publication.external_id else ""
+                    self.stdout.write(f"published {publication}{made}: {where}")
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
 

@@ -91,3 +91,15 @@ def _celery_mode(request):
     app.conf.task_always_eager = eager
     yield
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def admin_client_():
+    """A logged-in superuser's client (the researcher in the admin)."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = get_user_model().objects.create_superuser("adm", "adm@example.invalid", "pw-123456")
+    client = Client()
+    client.force_login(user)
+    return client

@@ -40,7 +40,8 @@ class ExperimentAdminForm(forms.ModelForm):
         fields = (
             "study", "slug", "name", "position", "kind", "scale_points", "stimulus_kind", "method",
             "pairs", "conditions", "images_per_class", "answers_per_task", "tasks_per_rater",
-            "one_task_per_image", "lease_seconds", "instructions",
+            "one_task_per_image", "lease_seconds", "min_viewing_ms", "min_screen_width",
+            "instructions",
         )  # fmt: skip
 
     def clean(self):
@@ -99,6 +100,7 @@ class ExperimentInline(admin.StackedInline):
         ("pairs", "conditions"),
         ("images_per_class", "answers_per_task", "tasks_per_rater"),
         ("one_task_per_image", "lease_seconds"),
+        ("min_viewing_ms", "min_screen_width"),
         "instructions",
     )
 

@@ -25,8 +25,9 @@ _PARTICIPATION = rawsql.Columns(
 _EXPERIMENT = rawsql.Columns(
     Experiment,
     "e",
-    ["id", "study", "kind", "scale_points", "lease_seconds", "one_task_per_image", "code"],
-)
+    ["id", "study", "kind", "scale_points", "lease_seconds", "one_task_per_image", "code",
+     "min_viewing_ms"],
+)  # fmt: skip
 _STUDY = rawsql.Columns(
     Study, "s", ["id", "status", "family", "one_task_per_image_across_experiments"]
 )

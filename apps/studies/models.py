@@ -31,6 +31,7 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -44,6 +45,12 @@ def _public_code() -> str:
 
 def _completion_code() -> str:
     return secrets.token_hex(4).upper()
+
+
+# Rater page options (per experiment): a minute of forced viewing and a 4K-wide screen
+# are the most any design needs; more is a typo.
+MIN_VIEWING_MS_MAX = 60_000
+MIN_SCREEN_WIDTH_MAX = 3840
 
 
 def _default_lease_seconds() -> int:
@@ -124,6 +131,18 @@ class Experiment(TimeStampedModel):
         "page extends it while the rater is on the page.",
     )
     instructions = models.TextField(blank=True)
+    min_viewing_ms = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MIN_VIEWING_MS_MAX)],
+        help_text="Minimum viewing time (ms): the answer buttons stay disabled until the images "
+        "have been on screen this long, and the server refuses an earlier answer. 0 = off.",
+    )
+    min_screen_width = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MIN_SCREEN_WIDTH_MAX)],
+        help_text="Minimum browser width (CSS px) for the task page; a narrower screen gets a "
+        "polite page asking for a larger one and answers nothing. 0 = any (works from 320 px).",
+    )
     code = models.CharField(max_length=20, unique=True, default=_public_code, editable=False)
 
     class Meta:

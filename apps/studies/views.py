@@ -218,6 +218,8 @@ class TaskPageView(View):
                 "experiment": experiment,
                 "code": code,
                 "pairwise": experiment.is_pairwise,
+                "min_viewing_ms": experiment.min_viewing_ms,
+                "min_screen_width": experiment.min_screen_width,
                 "token": identity.rater_token(code=code, participation_id=participation.pk),
             },
         )

@@ -6,9 +6,7 @@ import io
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django.test import Client
 
 from apps.recruitment.models import ExternalCall, Publication
 from apps.studies.models import Study
@@ -109,14 +107,6 @@ def test_sync_and_pay_on_a_plain_link_say_there_is_nothing_to_do():
     out = _run("pay", "cmd", "--dry-run")
     assert "0 to approve, 0 to reject, 0 bonuses for approved ones, 0 held" in out
     assert ExternalCall.objects.count() == 0
-
-
-@pytest.fixture
-def admin_client_() -> Client:
-    user = get_user_model().objects.create_superuser("adm", "adm@example.invalid", "pw-123456")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_the_admin_publishes_after_showing_the_plan(admin_client_):

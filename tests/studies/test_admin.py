@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from apps.pipeline.models import PipelineJob
 from apps.studies.models import Experiment, Study
@@ -10,14 +8,6 @@ from tests.factories import family_with_stimuli
 from tests.studies.helpers import launched_study
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client_() -> Client:
-    user = get_user_model().objects.create_superuser("adm", "adm@example.invalid", "pw-123456")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _study_form(family, **experiment) -> dict:
@@ -45,6 +35,8 @@ def _study_form(family, **experiment) -> dict:
         "experiments-0-tasks_per_rater": "10",
         "experiments-0-one_task_per_image": "on",
         "experiments-0-lease_seconds": "1800",
+        "experiments-0-min_viewing_ms": "0",
+        "experiments-0-min_screen_width": "0",
         "experiments-0-instructions": "",
     }
     data.update({f"experiments-0-{k}": v for k, v in experiment.items()})
@@ -141,3 +133,14 @@ def test_a_launched_experiment_is_read_only_in_its_own_admin_page(admin_client_)
     admin_client_.post(url, {"lease_seconds": "20", "tasks_per_rater": "1"})
     experiment.refresh_from_db()
     assert experiment.tasks_per_rater == 5 and experiment.lease_seconds == 1800
+
+
+def test_admin_sets_the_rater_page_options(admin_client_):
+    family = family_with_stimuli(slug="adm-page", images_per_class=1)
+    response = admin_client_.post(
+        "/admin/studies/study/add/",
+        _study_form(family, min_viewing_ms="1500", min_screen_width="768"),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    experiment = Experiment.objects.get()
+    assert (experiment.min_viewing_ms, experiment.min_screen_width) == (1500, 768)

@@ -321,3 +321,43 @@ def test_heartbeat_keeps_the_lease_and_only_for_the_raters_own_task():
     other = Rater_(_code(study))
     foreign = other.post("heartbeat", {"assignment_id": task["assignment_id"]})
     assert foreign.status_code == 404
+
+
+def test_an_answer_before_the_minimum_viewing_time_is_a_400_and_stores_nothing():
+    # given a pairwise experiment whose raters must look at a task for 2 s
+    study = launched_study(tasks_per_rater=3, min_viewing_ms=2000)
+    rater = Rater_(_code(study))
+    task = rater.next().json()["task"]
+
+    # when an answer claims less (or no) viewing time, it is refused, naming the field
+    too_fast = rater.answer(task["assignment_id"], 1, response_ms=1999)
+    assert too_fast.status_code == 400 and too_fast.json()["code"] == "too_fast"
+    assert too_fast.json()["message"].startswith("response_ms")
+    assert "2000 ms" in too_fast.json()["message"]
+    untimed = rater.post("responses", {"assignment_id": task["assignment_id"], "choice": 1})
+    assert untimed.status_code == 400 and untimed.json()["code"] == "too_fast"
+    assert not Response.objects.exists()
+
+    # then the same answer after the minimum is stored, with its viewing time
+    stored = rater.answer(task["assignment_id"], 1, response_ms=2000)
+    assert stored.status_code == 201
+    assert Response.objects.get().response_ms == 2000
+
+
+def test_the_task_page_carries_the_page_options_and_never_a_condition():
+    study = launched_study(min_viewing_ms=800, min_screen_width=600)
+    rater = Rater_(_code(study, "fc"))
+    page = rater.client.get(f"/r/{_code(study, 'fc')}/task/").content.decode()
+    assert 'data-min-viewing-ms="800"' in page and 'data-min-screen-width="600"' in page
+    assert "at least 600 px wide" in page
+    visible = re.sub(r'data-token="[^"]*"', "", page).lower()  # a random token may hold "cpr"
+    assert not re.search(r"cpr|gradcam|variant", visible)
+
+
+@pytest.mark.parametrize("field,value", [("min_viewing_ms", 60_001), ("min_screen_width", 3841)])
+def test_page_options_out_of_range_are_refused_at_design_time(field, value):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        launched_study(**{field: value})
+    assert field in refused.value.message_dict

@@ -4,8 +4,10 @@ An answer to one of the rater's own assignments is stored whatever happened
 to its lease (the rater did the work): in the slot they hold, else late in
 any free slot of the task, else late and outside the quota, flagged so the
 analysis can leave it out. It is refused only when the study is closed, when
-the choice is invalid, or when the rater already answered that task with a
-different choice (409 naming the stored answer). The same answer again
+the choice is invalid, when it came before the experiment's minimum viewing
+time (``min_viewing_ms``, checked against ``response_ms``), or when the rater
+already answered that task with a different choice (409 naming the stored
+answer). The same answer again
 returns the stored one, so a retried request never counts twice.
 """
 
@@ -80,6 +82,25 @@ def _stored(response: Response, *, choice: int) -> Response:
     return response
 
 
+def _check_viewing_time(experiment: Experiment, response_ms: int | None) -> None:
+    """Refuse an answer given before the experiment's minimum viewing time.
+
+    ``response_ms`` (display to answer, as the page measures it) is the viewing
+    time, stored with the answer; the page keeps its buttons disabled until
+    the minimum has passed, so only a script or a tampered page gets here.
+    """
+    minimum = experiment.min_viewing_ms
+    if minimum and (response_ms is None or response_ms < minimum):
+        raise ApplicationError(
+            f"response_ms: this experiment asks raters to look at each task for at least "
+            f"{minimum} ms before answering; the answer came after "
+            f"{'an unknown time' if response_ms is None else f'{response_ms} ms'} "
+            "and was not stored.",
+            code="too_fast",
+            extra={"field": "response_ms", "min_viewing_ms": minimum},
+        )
+
+
 @transaction.atomic
 def response_submit(
     *,
@@ -109,6 +130,7 @@ def response_submit(
             code="invalid",
             extra={"field": "response_ms"},
         )
+    _check_viewing_time(experiment, response_ms)
     encoded = _encode(experiment=experiment, left_is_a=own.left_is_a, choice=choice)
     response = allocation.answer_place(
         assignment=assignment,

@@ -58,6 +58,8 @@ def experiment_create(
     lease_seconds: int | None = None,
     instructions: str = "",
     position: int | None = None,
+    min_viewing_ms: int = 0,
+    min_screen_width: int = 0,
 ) -> Experiment:
     if study.status != Study.Status.DRAFT:
         raise ConflictError(f"Study '{study.slug}' is {study.status}; add experiments to a draft.")
@@ -77,6 +79,8 @@ def experiment_create(
         one_task_per_image=one_task_per_image,
         **({"lease_seconds": lease_seconds} if lease_seconds is not None else {}),
         instructions=instructions,
+        min_viewing_ms=min_viewing_ms,
+        min_screen_width=min_screen_width,
         position=study.experiments.count() if position is None else position,
     )
     experiment.full_clean()

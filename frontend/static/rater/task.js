@@ -7,6 +7,13 @@
 // visible, a heartbeat keeps the rater's hold on it.
 // In MTurk's cross-site frame no cookie is sent, so the page was opened with
 // the rater token in its URL (?t=...): the end page gets it the same way.
+// Layout and accessibility: the next task's images are fetched (and decoded)
+// while the answered one stays on screen, then all maps swap at once; focus
+// goes back to the options after every answer. An experiment may ask for a
+// minimum viewing time (options disabled until the images have been visible
+// that long; response_ms, display to answer, records it and the server checks
+// it) and a minimum screen width (a narrower window gets a polite page and
+// never asks for a task).
 (function () {
   "use strict";
   const app = document.getElementById("app");
@@ -19,11 +26,20 @@
   const noticeBox = document.getElementById("notice");
   const stimuli = document.getElementById("stimuli");
   const MAX_MS = 2147483647;
+  const PRELOAD_TIMEOUT_MS = 4000;  // then swap anyway; the DOM load reports a real failure
+  const minViewingMs = parseInt(app.dataset.minViewingMs || "0", 10) || 0;
+  const minScreenWidth = parseInt(app.dataset.minScreenWidth || "0", 10) || 0;
+  const taskArea = document.getElementById("task-area");
+  const tooSmall = document.getElementById("too-small");
+  const viewingHint = document.getElementById("viewing-hint");
   let current = null;      // the task payload on screen
   let shownAt = 0;         // when its images finished loading (ms, performance clock)
   let busy = false;
   let heartbeat = null;    // interval id
   let retry = null;        // timeout id of a scheduled /next
+  let ready = false;       // the options of the task on screen accept answers
+  let unlock = null;       // timeout id of the minimum viewing time
+  let started = false;     // the first /next was sent (never on a too-small screen)
   const tokenInUrl = new URLSearchParams(window.location.search).has("t");
 
   function goToDone(url) {
@@ -72,6 +88,23 @@
     });
   }
 
+  // Fetch and decode images off-screen; resolves when all are ready, or after the
+  // timeout (a slow image must not stall the page; the swap then waits for it).
+  function preload(urls) {
+    const all = Promise.all(urls.map(function (url) {
+      const im = new Image();
+      im.src = url;
+      return im.decode().catch(function () { /* reported by the DOM load */ });
+    }));
+    return Promise.race([all, new Promise(function (r) { setTimeout(r, PRELOAD_TIMEOUT_MS); })]);
+  }
+
+  function imageUrls(task) {
+    return task.kind === "pairwise"
+      ? [task.left_url, task.right_url, task.original_url]
+      : [task.map_url];
+  }
+
   function renderProgress(progress) {
     const done = Math.min(progress.answered + (current ? 1 : 0), progress.target);
     document.getElementById("progress-text").textContent =
@@ -101,6 +134,45 @@
     });
   }
 
+  // Focus goes back to the options after each answer (without scrolling the maps
+  // away on a phone): the first option, or the group while they are locked.
+  function focusOptions() {
+    const first = optionsBox.querySelector("button:not([disabled])");
+    (first || optionsBox).focus({preventScroll: true});
+  }
+
+  function setOptionsEnabled(enabled) {
+    optionsBox.querySelectorAll("button").forEach(function (b) {
+      b.disabled = !enabled;
+      if (enabled) b.classList.remove("chosen");
+    });
+  }
+
+  // The options of a new task: enabled at once, or after the minimum viewing time.
+  function armOptions() {
+    if (unlock !== null) { clearTimeout(unlock); unlock = null; }
+    if (minViewingMs <= 0) {
+      ready = true;
+      focusOptions();
+      return;
+    }
+    ready = false;
+    setOptionsEnabled(false);
+    optionsBox.classList.add("waiting");
+    optionsBox.setAttribute("aria-disabled", "true");
+    if (viewingHint) viewingHint.textContent = "Please look at the images; the answers unlock in a moment.";
+    focusOptions();
+    unlock = setTimeout(function () {
+      unlock = null;
+      ready = true;
+      setOptionsEnabled(true);
+      optionsBox.classList.remove("waiting");
+      optionsBox.removeAttribute("aria-disabled");
+      if (viewingHint) viewingHint.textContent = "";
+      if (document.activeElement === optionsBox || document.activeElement === document.body) focusOptions();
+    }, Math.max(minViewingMs - (performance.now() - shownAt), 0));
+  }
+
   function stopHeartbeat() {
     if (heartbeat !== null) { clearInterval(heartbeat); heartbeat = null; }
   }
@@ -125,11 +197,12 @@
       goToDone(payload.done_url);
       return;
     }
-    current = null;
-    stimuli.hidden = true;
-    optionsBox.replaceChildren();
-    renderProgress(payload.progress);
     if (!payload.task) {             // wait or paused: say so, ask again soon
+      current = null;
+      ready = false;
+      stimuli.hidden = true;
+      optionsBox.replaceChildren();
+      renderProgress(payload.progress);
       stopHeartbeat();
       showNotice(payload.message);
       busy = false;
@@ -138,35 +211,45 @@
     }
     showNotice("");
     const task = payload.task;
+    // The answered task stays on screen (its options disabled) while the next
+    // one's images download; then every map changes in the same frame.
+    await preload(imageUrls(task));
     const loads = [];
     if (task.kind === "pairwise") {
       loads.push(loadImage(document.getElementById("left"), task.left_url));
       loads.push(loadImage(document.getElementById("right"), task.right_url));
       loads.push(loadImage(document.getElementById("original"), task.original_url));
-      document.getElementById("predicted").textContent = task.predicted_class;
+      const predicted = document.getElementById("predicted");
+      predicted.textContent = task.predicted_class;
+      predicted.title = task.predicted_class;  // the whole name, if the caption cuts it
     } else {
       loads.push(loadImage(document.getElementById("map"), task.map_url));
     }
-    await Promise.all(loads);
+    try {
+      await Promise.all(loads);
+    } catch (err) {
+      current = null;  // the answered task is gone; nothing to answer until a reload
+      throw err;
+    }
     current = task;
     renderProgress(payload.progress);
     renderOptions(task.options);
     stimuli.hidden = false;
     shownAt = performance.now();
+    armOptions();
     startHeartbeat(payload.heartbeat_s);
     busy = false;
   }
 
   function enableOptions() {
-    optionsBox.querySelectorAll("button").forEach(function (b) {
-      b.disabled = false;
-      b.classList.remove("chosen");
-    });
+    setOptionsEnabled(true);
+    focusOptions();
   }
 
   async function answer(choice) {
-    if (busy || !current) return;
+    if (busy || !current || !ready) return;
     busy = true;
+    ready = false;
     showError("");
     optionsBox.querySelectorAll("button").forEach(function (b) {
       b.disabled = true;
@@ -189,6 +272,7 @@
       } else {
         showError(err.message + (err.status ? "" : " Check your connection and try again."));
         enableOptions();
+        ready = true;
         busy = false;
       }
     }
@@ -205,7 +289,8 @@
   }
 
   document.addEventListener("keydown", function (event) {
-    if (event.altKey || event.ctrlKey || event.metaKey || !current || busy) return;
+    if (event.altKey || event.ctrlKey || event.metaKey || !current || busy || !ready) return;
+    if (taskArea.hidden) return;
     const key = event.key.toLowerCase();
     const count = current.options.length;
     for (let i = 0; i < count; i++) {
@@ -217,5 +302,18 @@
     }
   });
 
-  next();
+  // A researcher may require a minimum window width: below it the page says so
+  // politely and asks the server for nothing; it continues when the window grows.
+  function fitsScreen() {
+    const fits = !minScreenWidth || window.innerWidth >= minScreenWidth;
+    tooSmall.hidden = fits;
+    taskArea.hidden = !fits;
+    if (fits && !started) {
+      started = true;
+      next();
+    }
+  }
+
+  window.addEventListener("resize", fitsScreen);
+  fitsScreen();
 })();

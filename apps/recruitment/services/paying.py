@@ -26,6 +26,7 @@ from apps.core.exceptions import ApplicationError
 from apps.recruitment.ledger import Refused
 from apps.recruitment.models import Provider, Publication, Submission
 from apps.recruitment.providers import provider_for
+from apps.recruitment.providers.base import CrowdProvider
 from apps.recruitment.services.locks import study_recruitment_lock
 from apps.recruitment.services.syncing import SyncReport, publication_sync
 from apps.studies.models import Participation, Study
@@ -72,14 +73,21 @@ def _bonus_due(submission: Submission, participation: Participation | None) -> D
     return Decimal("0.00")
 
 
+def _provider(providers: dict[int, CrowdProvider], publication: Publication) -> CrowdProvider:
+    """One provider object (for MTurk: one boto3 client) per publication and run."""
+    if publication.pk not in providers:
+        providers[publication.pk] = provider_for(publication)
+    return providers[publication.pk]
+
+
 def _decide(
     submission: Submission,
     *,
+    provider: CrowdProvider,
     excluded: dict[str, str],
     reject_reason: str,
     paid_participations: set[int],
 ) -> PayDecision | None:
-    provider = provider_for(submission.publication)
     participation = submission.participation
     if submission.decision in (Submission.Decision.APPROVED, "") and (
         submission.decision == Submission.Decision.APPROVED
@@ -110,9 +118,14 @@ def _decide(
 
 
 def study_pay_decisions(
-    *, study: Study, reject_reason: str = "", rules=None
+    *,
+    study: Study,
+    reject_reason: str = "",
+    rules=None,
+    providers: dict[int, CrowdProvider] | None = None,
 ) -> tuple[list[PayDecision], list[SyncReport]]:
     """Sync every paid publication of ``study``, then decide each submission (nothing paid)."""
+    providers = {} if providers is None else providers
     from apps.analysis.services import study_rater_exclusions
 
     publications = list(
@@ -123,7 +136,7 @@ def study_pay_decisions(
     )
     syncs = [publication_sync(publication=p) for p in publications]
     for publication in publications:
-        problem = provider_for(publication).reject_reason_problem(reject_reason)
+        problem = _provider(providers, publication).reject_reason_problem(reject_reason)
         if reject_reason and problem:
             raise ApplicationError(
                 f"--reject-reason cannot be used on {publication.get_provider_display()}: "
@@ -142,16 +155,19 @@ def study_pay_decisions(
     decisions = []
     for submission in submissions.order_by("pk"):
         decision = _decide(
-            submission, excluded=excluded, reject_reason=reject_reason, paid_participations=paid
+            submission,
+            provider=_provider(providers, submission.publication),
+            excluded=excluded,
+            reject_reason=reject_reason,
+            paid_participations=paid,
         )
         if decision is not None:
             decisions.append(decision)
     return decisions, syncs
 
 
-def _apply(decision: PayDecision) -> None:
+def _apply(decision: PayDecision, provider: CrowdProvider) -> None:
     submission = decision.submission
-    provider = provider_for(submission.publication)
     if decision.action == APPROVE:
         provider.approve(submission)
         submission.decision = Submission.Decision.APPROVED
@@ -179,8 +195,9 @@ def study_pay(
     the ledger and the next run retries or reconciles it.
     """
     with study_recruitment_lock(study):
+        providers: dict[int, CrowdProvider] = {}
         decisions, syncs = study_pay_decisions(
-            study=study, reject_reason=reject_reason, rules=rules
+            study=study, reject_reason=reject_reason, rules=rules, providers=providers
         )
         report = PayReport(syncs=syncs, decisions=decisions)
         if dry_run:
@@ -194,7 +211,7 @@ def study_pay(
                 submission.save(update_fields=["decision_reason", "updated_at"])
                 continue
             try:
-                _apply(decision)
+                _apply(decision, _provider(providers, decision.submission.publication))
             except (Refused, ApplicationError) as exc:
                 report.errors.append(f"{decision.line()}: {getattr(exc, 'message', exc)}")
                 continue

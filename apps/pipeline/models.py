@@ -110,6 +110,13 @@ class SourceImage(TimeStampedModel):
         return f"{self.class_name}: {self.key}"
 
 
+CATCH_CHOICES = [
+    ("", "Real map"),
+    ("rot180", "Map rotated 180 degrees (catch)"),
+    ("light", "Lightly occluded photo (catch)"),
+]
+
+
 class Stimulus(TimeStampedModel):
     class Kind(models.TextChoices):
         HEAT = "heat", "Heat-map"
@@ -124,6 +131,12 @@ class Stimulus(TimeStampedModel):
     is_blank = models.BooleanField(
         default=False, help_text="Degenerate (blank) map: never shown to raters."
     )
+    catch = models.CharField(
+        max_length=12, blank=True, choices=CATCH_CHOICES, default="",
+        help_text="Empty for a real map; else a catch-trial stimulus rendered for quality "
+        "checks: 'rot180' (the map rotated 180 degrees over the upright photo), 'light' "
+        "(an occlusion-map that hides little of the photo).",
+    )  # fmt: skip
     metrics = models.JSONField(default=dict, blank=True)
     provenance = models.JSONField(default=dict, blank=True)
 
@@ -132,7 +145,7 @@ class Stimulus(TimeStampedModel):
         ordering = ["image", "variant", "kind", "method"]
         constraints = [
             models.UniqueConstraint(
-                fields=["image", "variant", "kind", "method"], name="stimulus_unique"
+                fields=["image", "variant", "kind", "method", "catch"], name="stimulus_unique"
             ),
         ]
 

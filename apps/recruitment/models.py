@@ -88,6 +88,10 @@ class Publication(TimeStampedModel):
         max_length=16, default=_study_code,
         help_text="Prolific: the code for a participant who found no task left.",
     )  # fmt: skip
+    no_consent_code = models.CharField(
+        max_length=16, default=_study_code,
+        help_text="Prolific: the code for a participant who declined consent (NO_CONSENT).",
+    )  # fmt: skip
     completion_redirect_url = models.URLField(
         blank=True, help_text="Plain link: where the end page sends raters (optional)."
     )

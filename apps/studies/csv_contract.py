@@ -24,8 +24,22 @@ RESPONSE_COLUMNS: tuple[str, ...] = (
     "submitted_at",
     "late",
     "over_quota",
+    "check_kind",
+    "probe_of",
+    "expected",
+    "reopened",
 )
-# The two flags came later (README "Response CSV"): a file without them still
-# loads, every answer then counts as on time and within quota.
+# The flags and the check columns came later (README "Response CSV"): a file
+# without them still loads; every answer then counts as on time, within quota,
+# a real task (no check, no probe) and not reopened.
 FLAG_COLUMNS: tuple[str, ...] = ("late", "over_quota")
-REQUIRED_COLUMNS: tuple[str, ...] = RESPONSE_COLUMNS[: -len(FLAG_COLUMNS)]
+CHECK_COLUMNS: tuple[str, ...] = ("check_kind", "probe_of", "expected", "reopened")
+REQUIRED_COLUMNS: tuple[str, ...] = RESPONSE_COLUMNS[: -len(FLAG_COLUMNS) - len(CHECK_COLUMNS)]
+
+# ``check_kind``: "" for a real task, or one of these. Check rows (and probe
+# rows, ``probe_of`` set) never enter the study's tables.
+CHECK_ATTENTION = "attention"  # instructed response: correct iff answer == expected
+CHECK_CATCH = "catch"  # known answer: pairwise, expected "a" (any answer for A is right);
+# forced choice, expected is the image class
+CHECK_KINDS: tuple[str, ...] = ("", CHECK_ATTENTION, CHECK_CATCH)
+EXPECTED_A = "a"

@@ -51,6 +51,10 @@ def _completion_code() -> str:
 # are the most any design needs; more is a typo.
 MIN_VIEWING_MS_MAX = 60_000
 MIN_SCREEN_WIDTH_MAX = 3840
+# Onboarding and checks (per experiment).
+PRACTICE_TRIALS_MAX = 3
+ATTENTION_CHECKS_MAX = 10
+CHECK_PERCENT_MAX = 50
 
 
 def _default_lease_seconds() -> int:
@@ -143,6 +147,43 @@ class Experiment(TimeStampedModel):
         help_text="Minimum browser width (CSS px) for the task page; a narrower screen gets a "
         "polite page asking for a larger one and answers nothing. 0 = any (works from 320 px).",
     )
+    consent_text = models.TextField(
+        blank=True,
+        help_text="The consent statement raters must accept before starting. Empty: the "
+        "default statement (see the rater's start page in a preview).",
+    )
+    practice_trials = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MaxValueValidator(PRACTICE_TRIALS_MAX)],
+        help_text="Practice trials with feedback before the first task (0-3). Practice uses "
+        "images that no task of the experiment shows; its answers are stored as practice only.",
+    )
+    attention_checks = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MaxValueValidator(ATTENTION_CHECKS_MAX)],
+        help_text="Attention checks per rater: instructed-response items (the question itself "
+        "says which option to choose), at random positions, never first. Prolific allows a "
+        "rejection only on failed checks of this kind (two for studies over 5 minutes).",
+    )
+    catch_percent = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MaxValueValidator(CHECK_PERCENT_MAX)],
+        help_text="Catch trials, as a percentage of the experiment's tasks: tasks with a known "
+        "answer that look exactly like the others (pairwise: a real map against the same map "
+        "rotated 180 degrees; forced choice: a lightly occluded photo). They measure "
+        "performance, for excluding data, never for rejecting pay.",
+    )
+    probe_percent = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MaxValueValidator(CHECK_PERCENT_MAX)],
+        help_text="Consistency probes, as a percentage of a rater's tasks: a task the rater "
+        "answered is shown again later (pairwise: sides swapped), scored as consistency.",
+    )
+    reopen_excluded = models.BooleanField(
+        default=True,
+        help_text="When the quality rules exclude a rater while the study runs, give their "
+        "answered tasks to other raters (their answers stay stored, marked excluded).",
+    )
     code = models.CharField(max_length=20, unique=True, default=_public_code, editable=False)
 
     class Meta:
@@ -184,7 +225,12 @@ class Task(models.Model):
     position = models.PositiveIntegerField(
         help_text="Random allocation order, fixed at generation."
     )
-    is_catch = models.BooleanField(default=False)
+    is_catch = models.BooleanField(
+        default=False,
+        help_text="A catch trial: pairwise, stimulus_a is the real map and stimulus_b the "
+        "degenerate one (A is the better answer); forced choice, a lightly occluded photo "
+        "(the image class is the answer).",
+    )
 
     class Meta:
         ordering = ["experiment", "position"]
@@ -318,6 +364,26 @@ class Participation(TimeStampedModel):
     browser_hash = models.CharField(max_length=64, blank=True)
     ip_hash = models.CharField(max_length=64, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    consented_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the rater accepted the consent statement."
+    )
+    practice_done = models.PositiveSmallIntegerField(
+        default=0, help_text="Practice trials answered (never counted as answers)."
+    )
+    next_check_after = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="The answer count after which the next planned check (attention check or "
+        "consistency probe) is due; empty when none is left.",
+    )  # fmt: skip
+    excluded_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the quality rules excluded the rater."
+    )
+    exclusion_reasons = models.CharField(
+        max_length=200, blank=True, help_text="The quality rules that fired, e.g. 'attention'."
+    )
+    quality = models.JSONField(
+        default=dict, blank=True, help_text="Per-rater quality figures, updated while it runs."
+    )
 
     class Meta:
         indexes = [
@@ -414,17 +480,111 @@ class Response(models.Model):
     over_quota = models.BooleanField(
         default=False, help_text="Late, and every slot of the task was taken: kept, not counted."
     )
+    reopened = models.BooleanField(
+        default=False,
+        help_text="The rater was excluded while the study ran and this answer's slot was given "
+        "to another rater: kept, not counted.",
+    )
 
     class Meta:
         ordering = ["submitted_at", "pk"]
         constraints = [
             models.UniqueConstraint(fields=["task", "rater"], name="response_unique_rater"),
             models.CheckConstraint(
-                condition=Q(over_quota=False, slot__isnull=False)
-                | Q(over_quota=True, late=True, slot__isnull=True),
+                condition=Q(over_quota=False, reopened=False, slot__isnull=False)
+                | Q(over_quota=True, late=True, slot__isnull=True)
+                | Q(reopened=True, slot__isnull=True),
                 name="response_slot_iff_in_quota",
             ),
         ]
 
     def __str__(self) -> str:
         return f"response {self.pk}: task {self.task_id} = {self.answer}"
+
+
+class CheckItem(models.Model):
+    """A per-rater extra item: an attention check or a consistency probe.
+
+    Planned when the rater joins (``due_after``: after that many answers), shown
+    when due, outside the allocation: it takes no slot and counts toward no
+    quota. ``task`` is the task whose maps it shows, chosen when it is served
+    among the tasks the rater already answered (an attention check shows no new
+    image; a probe repeats the answer it is a probe of, sides swapped on pairwise
+    experiments). ``left_is_a`` is the side as shown. An attention check's
+    question names the option to choose (``instructed_choice``), so it is fair
+    in Prolific's sense. Exported with the answers (``check_kind``, ``probe_of``)
+    and never entered into the study's tables.
+    """
+
+    class Kind(models.TextChoices):
+        ATTENTION = "attention", "Attention check"
+        PROBE = "probe", "Consistency probe"
+
+    participation = models.ForeignKey(
+        Participation, on_delete=models.CASCADE, related_name="check_items"
+    )
+    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="+", db_index=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    due_after = models.PositiveIntegerField(help_text="Shown after this many answers (>= 1).")
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    task = models.ForeignKey(
+        Task, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    left_is_a = models.BooleanField(null=True, blank=True)
+    instructed_choice = models.PositiveSmallIntegerField(null=True, blank=True)
+    served_at = models.DateTimeField(null=True, blank=True)
+    choice = models.PositiveSmallIntegerField(null=True, blank=True)
+    answer = models.CharField(max_length=100, blank=True)
+    value = models.SmallIntegerField(null=True, blank=True)
+    answer_raw = models.CharField(max_length=200, blank=True)
+    response_ms = models.PositiveIntegerField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["participation", "due_after", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(due_after__gte=1), name="check_due_after_first"),
+            models.CheckConstraint(
+                condition=Q(kind="probe", instructed_choice__isnull=True)
+                | Q(kind="attention", task__isnull=True)
+                | Q(kind="attention", instructed_choice__isnull=False),
+                name="check_attention_instructed",
+            ),
+            models.CheckConstraint(
+                condition=Q(submitted_at__isnull=True) | Q(task__isnull=False, choice__isnull=False),
+                name="check_answer_needs_task",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} after {self.due_after} ({self.participation_id})"
+
+    @property
+    def is_answered(self) -> bool:
+        return self.submitted_at is not None
+
+
+class PracticeAnswer(models.Model):
+    """A practice trial's answer: kept to show feedback and for the record, never exported
+    as an answer and never counted toward any quota."""
+
+    participation = models.ForeignKey(
+        Participation, on_delete=models.CASCADE, related_name="practice_answers"
+    )
+    number = models.PositiveSmallIntegerField(help_text="1..practice_trials")
+    choice = models.PositiveSmallIntegerField()
+    answer_raw = models.CharField(max_length=200)
+    correct = models.BooleanField(null=True, blank=True)
+    response_ms = models.PositiveIntegerField(null=True, blank=True)
+    submitted_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["participation", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participation", "number"], name="practice_unique_number"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"practice {self.number} of participation {self.participation_id}"

@@ -146,6 +146,7 @@ def response_submit(
             "answer_raw": encoded.answer_raw,
             "response_ms": response_ms,
             "submitted_at": now,
+            "reopened": False,
         },
     )
     participation.answered += 1

@@ -551,7 +551,8 @@ class CheckItem(models.Model):
                 name="check_attention_instructed",
             ),
             models.CheckConstraint(
-                condition=Q(submitted_at__isnull=True) | Q(task__isnull=False, choice__isnull=False),
+                condition=Q(submitted_at__isnull=True)
+                | Q(task__isnull=False, choice__isnull=False),
                 name="check_answer_needs_task",
             ),
         ]

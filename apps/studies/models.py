@@ -179,6 +179,11 @@ class Experiment(TimeStampedModel):
         help_text="Consistency probes, as a percentage of a rater's tasks: a task the rater "
         "answered is shown again later (pairwise: sides swapped), scored as consistency.",
     )
+    onboarding_images = models.JSONField(
+        default=list, blank=True, editable=False,
+        help_text="Source image ids reserved at launch for the worked example (first) and the "
+        "practice trials: images no task of the experiment shows.",
+    )  # fmt: skip
     reopen_excluded = models.BooleanField(
         default=True,
         help_text="When the quality rules exclude a rater while the study runs, give their "

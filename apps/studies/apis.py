@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from apps.core.exceptions import ApplicationError
 from apps.studies.identity import TOKEN_HEADER, participation_id_from_token
-from apps.studies.selectors import assignment_presentation
+from apps.studies.selectors import assignment_presentation, check_presentation
 from apps.studies.services import (
     NextStep,
     State,
@@ -49,7 +49,12 @@ def next_payload(step: NextStep, *, code: str) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "state": step.state.value,
         "done": step.state in (State.DONE, State.CLOSED),
-        "progress": {"answered": participation.answered, "target": participation.target},
+        # Checks (attention, probes) count as tasks for the rater: a probe must not
+        # stand out by leaving the progress where it was.
+        "progress": {
+            "answered": participation.answered + participation.checks_answered,
+            "target": participation.target + participation.checks_planned,
+        },
         "task": None,
         "retry_after": step.retry_after,
         "message": MESSAGES.get(step.state),
@@ -59,6 +64,9 @@ def next_payload(step: NextStep, *, code: str) -> dict[str, Any]:
         payload["task"] = assignment_presentation(
             assignment=step.assignment, experiment=participation.experiment
         )
+        payload["heartbeat_s"] = max(participation.experiment.lease_seconds // 3, 5)
+    elif step.check is not None:
+        payload["task"] = check_presentation(item=step.check, experiment=participation.experiment)
         payload["heartbeat_s"] = max(participation.experiment.lease_seconds // 3, 5)
     return payload
 
@@ -176,8 +184,8 @@ class ResponseSubmitApi(RaterApi):
                 "response": {
                     "answer_raw": stored.answer_raw,
                     "submitted_at": _utc_iso(stored.submitted_at),
-                    "late": stored.late,
-                    "over_quota": stored.over_quota,
+                    "late": getattr(stored, "late", False),
+                    "over_quota": getattr(stored, "over_quota", False),
                 },
                 "next": next_payload(outcome.next, code=code),
             },

@@ -20,7 +20,8 @@ _PARTICIPATION = rawsql.Columns(
     Participation,
     "p",
     ["id", "rater", "experiment", "status", "target", "answered", "current_assignment",
-     "completion_code", "completed_at", "updated_at"],
+     "completion_code", "completed_at", "updated_at", "next_check_after", "checks_planned",
+     "checks_answered", "excluded_at"],
 )  # fmt: skip
 _EXPERIMENT = rawsql.Columns(
     Experiment,

@@ -380,6 +380,10 @@ class Participation(TimeStampedModel):
         help_text="The answer count after which the next planned check (attention check or "
         "consistency probe) is due; empty when none is left.",
     )  # fmt: skip
+    checks_planned = models.PositiveSmallIntegerField(
+        default=0, help_text="Check items planned for this rater (shown in the progress)."
+    )
+    checks_answered = models.PositiveSmallIntegerField(default=0)
     excluded_at = models.DateTimeField(
         null=True, blank=True, help_text="When the quality rules excluded the rater."
     )

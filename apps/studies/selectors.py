@@ -17,7 +17,16 @@ from django.db.models import Count, Q
 
 from apps.core import clock, rawsql
 from apps.pipeline.models import SourceImage, Stimulus
-from apps.studies.models import Assignment, Experiment, Participation, Response, Slot, Study, Task
+from apps.studies.models import (
+    Assignment,
+    CheckItem,
+    Experiment,
+    Participation,
+    Response,
+    Slot,
+    Study,
+    Task,
+)
 from apps.studies.scales import forced_choice_labels, pairwise_labels
 
 
@@ -75,10 +84,15 @@ def _presentation_sql() -> str:
     )
 
 
-def _task_presentation(task_id: int, experiment: Experiment, **first: Any) -> dict[str, Any]:
+def _task_presentation(
+    task_id: int, experiment: Experiment, *, side: bool | None = None, **first: Any
+) -> dict[str, Any]:
+    """``side``: show A on the left (``True``) or right, instead of the task's own side."""
     left_is_a, image_file, file_a, predicted_a, file_b = rawsql.fetch_one(
         _presentation_sql(), [task_id]
     )
+    if side is not None:
+        left_is_a = side
     class_names = list(experiment.study.family.class_names)
     if experiment.is_pairwise:
         assert experiment.scale_points is not None
@@ -105,6 +119,25 @@ def assignment_presentation(*, assignment: Assignment, experiment: Experiment) -
     return _task_presentation(
         assignment.task_id, experiment, assignment_id=str(assignment.public_id)
     )
+
+
+def check_presentation(*, item: CheckItem, experiment: Experiment) -> dict[str, Any]:
+    """What the rater sees of a check item: its task's maps, as the item shows them.
+
+    A probe looks exactly like a task (sides swapped on pairwise experiments).
+    An attention check's question names the option to choose, so it carries
+    a ``question`` that replaces the page's usual one.
+    """
+    assert item.task_id is not None
+    shown = _task_presentation(
+        item.task_id, experiment, side=item.left_is_a, assignment_id=str(item.public_id)
+    )
+    if item.kind == CheckItem.Kind.ATTENTION:
+        assert item.instructed_choice is not None
+        label = shown["options"][item.instructed_choice]
+        what = "pair" if experiment.is_pairwise else "photo"
+        shown["question"] = f"For this {what}, please choose \u201c{label}\u201d."
+    return shown
 
 
 def example_presentation(*, experiment: Experiment) -> dict[str, Any] | None:

@@ -58,6 +58,10 @@ def test_export_has_one_correct_row_per_answer(tmp_path):
         "submitted_at": pairwise["submitted_at"],
         "late": "false",
         "over_quota": "false",
+        "check_kind": "",
+        "probe_of": "",
+        "expected": "",
+        "reopened": "false",
     }
     assert pairwise["condition_a"] in ("cpr1", "cpr2") and pairwise["submitted_at"].endswith("Z")
     assert forced["experiment_kind"] == "forced_choice" and forced["scale_points"] == ""

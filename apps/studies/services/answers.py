@@ -18,28 +18,25 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from apps.core import clock
-from apps.core.exceptions import ApplicationError, ConflictError
+from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.studies import allocation
-from apps.studies.models import Experiment, Response, Study
+from apps.studies.models import CheckItem, Experiment, Participation, Response, Study
 from apps.studies.scales import (
     forced_choice_answer,
     forced_choice_labels,
     pairwise_encode,
     pairwise_labels,
 )
-from apps.studies.services.serving import (
-    NextStep,
-    locked_participation,
-    next_step,
-    participation_assignment,
-)
+from apps.studies.selectors import own_assignment
+from apps.studies.services.checks import check_answer, check_for
+from apps.studies.services.serving import NextStep, locked_participation, next_step
 
 RESPONSE_MS_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
 class SubmitOutcome:
-    response: Response
+    response: Response | CheckItem
     created: bool  # False: the same answer was already stored
     next: NextStep
 
@@ -101,6 +98,55 @@ def _check_viewing_time(experiment: Experiment, response_ms: int | None) -> None
         )
 
 
+def _check_response_ms(experiment: Experiment, response_ms: int | None) -> None:
+    if response_ms is not None and not 0 <= response_ms <= RESPONSE_MS_MAX:
+        raise ApplicationError(
+            f"response_ms must be between 0 and {RESPONSE_MS_MAX}.",
+            code="invalid",
+            extra={"field": "response_ms"},
+        )
+    _check_viewing_time(experiment, response_ms)
+
+
+def _refuse_if_closed(experiment: Experiment) -> None:
+    if experiment.study.status == Study.Status.CLOSED:
+        raise ConflictError(
+            "This study has been closed, so this answer could not be stored. "
+            "Your earlier answers are saved.",
+            code="closed",
+        )
+
+
+def _check_submit(
+    participation: Participation,
+    public_id: str,
+    choice: int,
+    response_ms: int | None,
+    *,
+    now,
+) -> SubmitOutcome:
+    """The answer to an attention check or a probe (no slot, no quota; see ``checks``)."""
+    item = check_for(participation=participation, public_id=public_id)
+    if item is None:
+        raise NotFoundError("Unknown task; reload the page.", code="unknown_assignment")
+    experiment = participation.experiment
+    if item.submitted_at is None:
+        _refuse_if_closed(experiment)
+        _check_response_ms(experiment, response_ms)
+    encoded = _encode(experiment=experiment, left_is_a=item.left_is_a, choice=choice)
+    created = check_answer(
+        item,
+        participation,
+        choice=choice,
+        answer=encoded.answer,
+        value=encoded.value,
+        answer_raw=encoded.answer_raw,
+        response_ms=response_ms,
+        now=now,
+    )
+    return SubmitOutcome(item, created, next_step(participation, now=now, dirty=created))
+
+
 @transaction.atomic
 def response_submit(
     *,
@@ -112,25 +158,16 @@ def response_submit(
     """Store the answer to one of the rater's assignments, then decide their next step."""
     now = clock.now()
     participation = locked_participation(participation_id)
-    own = participation_assignment(participation=participation, assignment_id=assignment_id)
+    own = own_assignment(participation_id=participation.pk, public_id=assignment_id)
+    if own is None:
+        return _check_submit(participation, assignment_id, choice, response_ms, now=now)
     assignment = own.assignment
     if own.response is not None:
         stored = _stored(own.response, choice=choice)
         return SubmitOutcome(stored, False, next_step(participation, now=now))
     experiment = participation.experiment
-    if experiment.study.status == Study.Status.CLOSED:
-        raise ConflictError(
-            "This study has been closed, so this answer could not be stored. "
-            "Your earlier answers are saved.",
-            code="closed",
-        )
-    if response_ms is not None and not 0 <= response_ms <= RESPONSE_MS_MAX:
-        raise ApplicationError(
-            f"response_ms must be between 0 and {RESPONSE_MS_MAX}.",
-            code="invalid",
-            extra={"field": "response_ms"},
-        )
-    _check_viewing_time(experiment, response_ms)
+    _refuse_if_closed(experiment)
+    _check_response_ms(experiment, response_ms)
     encoded = _encode(experiment=experiment, left_is_a=own.left_is_a, choice=choice)
     response = allocation.answer_place(
         assignment=assignment,

@@ -26,6 +26,7 @@ from apps.core import clock
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.studies.identity import SESSION_KEY, CrowdIdentity, browser_hash, ip_hash
 from apps.studies.models import Experiment, Participation, Rater, Study
+from apps.studies.services.checks import checks_plan
 
 
 def experiment_by_code(*, code: str) -> Experiment:
@@ -162,4 +163,6 @@ def rater_join(
     )
     if not created:  # a concurrent join of the same rater won the race
         _bind_check(participation, identity=identity, bhash=bhash)
+    else:
+        checks_plan(participation=participation, experiment=experiment)
     return participation

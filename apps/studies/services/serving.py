@@ -22,8 +22,9 @@ from apps.core import clock, rawsql
 from apps.core.exceptions import ApplicationError, NotFoundError
 from apps.studies import allocation
 from apps.studies.lock_objects import participation_for_update
-from apps.studies.models import Assignment, Participation, Study
+from apps.studies.models import Assignment, CheckItem, Participation, Study
 from apps.studies.selectors import OwnAssignment, own_assignment
+from apps.studies.services.checks import check_due, check_for
 
 
 class State(StrEnum):
@@ -41,6 +42,7 @@ class NextStep:
     assignment: Assignment | None = None
     lease_expires_at: datetime | None = None
     retry_after: int | None = None
+    check: CheckItem | None = None  # an attention check or a probe instead of a task
 
 
 def claimant_for(participation: Participation) -> allocation.Claimant:
@@ -73,7 +75,8 @@ def _finish(participation: Participation, *, now: datetime) -> None:
 def _save_sql() -> str:
     return (
         f"UPDATE {rawsql.table(Participation)} SET status = %s, answered = %s,"
-        " current_assignment_id = %s, completed_at = %s, updated_at = %s WHERE id = %s"
+        " current_assignment_id = %s, completed_at = %s, updated_at = %s,"
+        " next_check_after = %s, checks_planned = %s, checks_answered = %s WHERE id = %s"
     )
 
 
@@ -88,6 +91,9 @@ def _save(participation: Participation, *, now: datetime) -> None:
             participation.current_assignment_id,
             rawsql.prep(Participation, "completed_at", participation.completed_at),
             rawsql.prep(Participation, "updated_at", now),
+            participation.next_check_after,
+            participation.checks_planned,
+            participation.checks_answered,
             participation.pk,
         ],
     )
@@ -125,10 +131,22 @@ def next_step(participation: Participation, *, now: datetime, dirty: bool = Fals
             return NextStep(State.TASK, participation, current.assignment, lease_expires_at=expires)
         participation.current_assignment_id = None  # lost to another rater: move on
         dirty = True
-    if target_reached:
+    if target_reached or participation.excluded_at is not None:
         _finish(participation, now=now)
         _save(participation, now=now)
         return NextStep(State.DONE, participation)
+    if (
+        participation.next_check_after is not None
+        and participation.answered >= participation.next_check_after
+        and participation.current_assignment_id is None
+    ):
+        before = (participation.next_check_after, participation.checks_planned)
+        check = check_due(participation, now=now)
+        if check is not None:
+            if dirty:
+                _save(participation, now=now)
+            return NextStep(State.TASK, participation, check=check, lease_expires_at=None)
+        dirty = dirty or before != (participation.next_check_after, participation.checks_planned)
     if status == Study.Status.PAUSED:
         if dirty:
             _save(participation, now=now)
@@ -189,10 +207,16 @@ def assignment_heartbeat(*, participation_id: int, assignment_id: str) -> dateti
     is still stored, flagged late).
     """
     participation = locked_participation(participation_id)
-    assignment = participation_assignment(
-        participation=participation, assignment_id=assignment_id
-    ).assignment
     experiment = participation.experiment
+    own = own_assignment(participation_id=participation.pk, public_id=assignment_id)
+    if own is None:
+        # A check item holds no slot: nothing to renew, it stays the rater's.
+        if check_for(participation=participation, public_id=assignment_id) is None:
+            raise NotFoundError("Unknown task; reload the page.", code="unknown_assignment")
+        if experiment.study.status == Study.Status.CLOSED:
+            return None
+        return clock.now() + timedelta(seconds=experiment.lease_seconds)
+    assignment = own.assignment
     if (
         experiment.study.status == Study.Status.CLOSED
         or participation.current_assignment_id != assignment.pk

@@ -32,6 +32,8 @@
   const taskArea = document.getElementById("task-area");
   const tooSmall = document.getElementById("too-small");
   const viewingHint = document.getElementById("viewing-hint");
+  const questionBox = document.getElementById("question");
+  const defaultQuestion = questionBox ? questionBox.textContent : "";
   let current = null;      // the task payload on screen
   let shownAt = 0;         // when its images finished loading (ms, performance clock)
   let busy = false;
@@ -232,6 +234,11 @@
       throw err;
     }
     current = task;
+    // An attention check asks its own question (it names the option to choose).
+    if (questionBox) {
+      questionBox.textContent = task.question || defaultQuestion;
+      questionBox.classList.toggle("instructed", Boolean(task.question));
+    }
     renderProgress(payload.progress);
     renderOptions(task.options);
     stimuli.hidden = false;

@@ -18,6 +18,12 @@ the last step, which depends on where the rater came from:
   code is not shown (it would only confuse).
 - **Plain link**: the participation's own code and, if the researcher set
   one, a "Continue" button to the link publication's ``completion_redirect_url``.
+
+A rater who *declines consent* has no participation and earned nothing
+(:func:`no_consent_end`): Prolific gets the publication's ``no_consent_code``
+(code type NO_CONSENT), an MTurk worker is asked to return the HIT (nothing
+to submit), a plain-link rater gets a thank-you page (the completion
+redirect is for completers only).
 """
 
 from __future__ import annotations
@@ -125,3 +131,14 @@ def crowd_end(*, participation: Participation, end: ParticipationEnd) -> CrowdEn
         if publication is not None and publication.completion_redirect_url:
             return CrowdEnd(continue_url=publication.completion_redirect_url)
     return CrowdEnd()
+
+
+def no_consent_end(*, experiment: Experiment, source: str) -> CrowdEnd:
+    """Where a rater who declined consent goes: never a completion code, never a submit."""
+    if source == Rater.Source.PROLIFIC:
+        publication = publication_for(experiment=experiment, provider=Provider.PROLIFIC)
+        if publication is not None:
+            return CrowdEnd(
+                show_code=False, redirect_url=prolific_complete_url(publication.no_consent_code)
+            )
+    return CrowdEnd(show_code=False)

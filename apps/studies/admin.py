@@ -32,6 +32,25 @@ def rater_link(experiment: Experiment) -> str:
     return f"{settings.PUBLIC_BASE_URL}{reverse('rater-join', args=[experiment.code])}"
 
 
+def preview_link(experiment: Experiment) -> str:
+    """The staff-only walk through the rater's pages (drafts too); nothing is stored."""
+    if experiment.pk is None:
+        return "-"
+    return format_html(
+        '<a href="{}" target="_blank" rel="noopener">Preview as a rater</a>',
+        reverse("rater-preview", args=[experiment.code]),
+    )
+
+
+ONBOARDING_FIELDS = (
+    "consent_text",
+    "instructions",
+    "practice_trials",
+    ("attention_checks", "catch_percent", "probe_percent"),
+    "reopen_excluded",
+)
+
+
 class ExperimentAdminForm(forms.ModelForm):
     """Runs the services' design check, so the admin refuses what launch would refuse."""
 
@@ -41,11 +60,25 @@ class ExperimentAdminForm(forms.ModelForm):
             "study", "slug", "name", "position", "kind", "scale_points", "stimulus_kind", "method",
             "pairs", "conditions", "images_per_class", "answers_per_task", "tasks_per_rater",
             "one_task_per_image", "lease_seconds", "min_viewing_ms", "min_screen_width",
-            "instructions",
+            "instructions", "consent_text", "practice_trials", "attention_checks",
+            "catch_percent", "probe_percent", "reopen_excluded",
         )  # fmt: skip
+
+    # Onboarding and check settings: empty means the model's default (forms posted without
+    # them, e.g. by scripts written before they existed, keep working).
+    DEFAULTED = ("practice_trials", "attention_checks", "catch_percent", "probe_percent")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.DEFAULTED:
+            if name in self.fields:
+                self.fields[name].required = False
 
     def clean(self):
         cleaned = super().clean()
+        for name in self.DEFAULTED:
+            if name in cleaned and cleaned[name] is None:
+                cleaned[name] = Experiment._meta.get_field(name).get_default()
         experiment = self.instance
         for field, value in cleaned.items():
             if hasattr(experiment, field) and field not in ("study", "id"):
@@ -83,11 +116,6 @@ class ExperimentInline(admin.StackedInline):
     def _locked(self, obj) -> bool:
         return obj is not None and obj.status != Study.Status.DRAFT
 
-    def get_readonly_fields(self, request, obj=None):
-        if self._locked(obj):
-            return [f.name for f in Experiment._meta.fields]
-        return super().get_readonly_fields(request, obj)
-
     def has_add_permission(self, request, obj=None) -> bool:
         return not self._locked(obj)
 
@@ -101,8 +129,18 @@ class ExperimentInline(admin.StackedInline):
         ("images_per_class", "answers_per_task", "tasks_per_rater"),
         ("one_task_per_image", "lease_seconds"),
         ("min_viewing_ms", "min_screen_width"),
-        "instructions",
+        *ONBOARDING_FIELDS,
+        "preview",
     )
+
+    def get_readonly_fields(self, request, obj=None):
+        if self._locked(obj):
+            return [f.name for f in Experiment._meta.fields] + ["preview"]
+        return ["preview"]
+
+    @admin.display(description="preview")
+    def preview(self, obj: Experiment) -> str:
+        return preview_link(obj)
 
 
 @admin.register(Study)
@@ -223,15 +261,47 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
     form = ExperimentAdminForm
-    list_display = ("__str__", "kind", "scale_points", "stimulus_kind", "answers_per_task", "link")
+    list_display = (
+        "__str__", "kind", "scale_points", "stimulus_kind", "answers_per_task", "link", "preview",
+    )  # fmt: skip
     list_filter = ("study", "kind")
-    readonly_fields = ("code",)
+    readonly_fields = ("code", "preview")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "study",
+                    ("slug", "name", "position"),
+                    ("kind", "scale_points", "stimulus_kind", "method"),
+                    ("pairs", "conditions"),
+                    ("images_per_class", "answers_per_task", "tasks_per_rater"),
+                    ("one_task_per_image", "lease_seconds"),
+                    ("min_viewing_ms", "min_screen_width"),
+                    "code",
+                    "preview",
+                )  # fmt: skip
+            },
+        ),
+        (
+            "Onboarding and checks",
+            {
+                "fields": ONBOARDING_FIELDS,
+                "description": "What raters read and practise before the first task, and the "
+                "quality checks among their tasks. See them with 'Preview as a rater'.",
+            },
+        ),
+    )
 
     def get_readonly_fields(self, request, obj=None):
         """Locked once its study is launched: tasks, slots and answers depend on every field."""
         if obj is not None and obj.study.status != Study.Status.DRAFT:
-            return [f.name for f in Experiment._meta.fields]
+            return [f.name for f in Experiment._meta.fields] + ["preview"]
         return super().get_readonly_fields(request, obj)
+
+    @admin.display(description="preview")
+    def preview(self, obj: Experiment) -> str:
+        return preview_link(obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return obj is None or obj.study.status == Study.Status.DRAFT

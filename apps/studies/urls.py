@@ -25,7 +25,20 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("r/<code:code>/", views.JoinView.as_view(), name="rater-join"),
     path("r/<code:code>/task/", views.TaskPageView.as_view(), name="rater-task"),
+    path("r/<code:code>/practice/", views.PracticeView.as_view(), name="rater-practice"),
     path("r/<code:code>/done/", views.DoneView.as_view(), name="rater-done"),
+    path("r/<code:code>/preview/", views.PreviewJoinView.as_view(), name="rater-preview"),
+    path(
+        "r/<code:code>/preview/practice/<int:number>/",
+        views.PreviewPracticeView.as_view(),
+        name="rater-preview-practice",
+    ),
+    path(
+        "r/<code:code>/preview/task/<int:number>/",
+        views.PreviewTaskView.as_view(),
+        name="rater-preview-task",
+    ),
+    path("r/<code:code>/preview/done/", views.PreviewDoneView.as_view(), name="rater-preview-done"),
     path("api/r/<code:code>/next", apis.AssignmentNextApi.as_view(), name="api-assignment-next"),
     path(
         "api/r/<code:code>/responses",

@@ -11,11 +11,14 @@ These pages may be framed by the crowd sites only (:mod:`.framing`).
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -24,12 +27,19 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from apps.core.exceptions import ApplicationError
-from apps.recruitment.selectors import crowd_end
+from apps.recruitment.selectors import crowd_end, no_consent_end
 from apps.studies import identity
+from apps.studies import onboarding as ob
 from apps.studies.framing import crowd_frameable
-from apps.studies.models import Experiment, Participation, Rater, Study
+from apps.studies.models import Experiment, Participation, Rater, Study, Task
 from apps.studies.selectors import example_presentation, participation_end
-from apps.studies.services import experiment_by_code, rater_exclusion_check, rater_join
+from apps.studies.services import (
+    experiment_by_code,
+    participation_consent,
+    practice_answer_submit,
+    rater_exclusion_check,
+    rater_join,
+)
 
 
 def _message(request: HttpRequest, message: str, *, status: int) -> HttpResponse:
@@ -119,8 +129,26 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html")
 
 
+def _onboarding(experiment: Experiment, *, seed: object = 0) -> dict[str, Any]:
+    """What the start page says about the experiment (``onboarding``: kind- and stimulus-aware)."""
+    return {
+        "consent_text": ob.consent_text(experiment),
+        "instructions": ob.instructions_body(experiment),
+        "key_help": ob.key_help(experiment),
+        "legend": ob.shows_legend(experiment),
+        "n_tasks": ob.task_count(experiment),
+        "minutes": ob.minutes_estimate(experiment),
+        "n_practice": len(ob.practice_trials(experiment, seed=seed)),
+    }
+
+
 def _join(
-    request: HttpRequest, code: str, experiment: Experiment, who: identity.CrowdIdentity
+    request: HttpRequest,
+    code: str,
+    experiment: Experiment,
+    who: identity.CrowdIdentity,
+    *,
+    consent: bool,
 ) -> HttpResponse:
     browser = identity.browser_id(request.COOKIES) or identity.new_browser_id()
     try:
@@ -132,6 +160,8 @@ def _join(
         )
     except ApplicationError as exc:
         return _error(request, exc)
+    if consent:
+        participation_consent(participation=participation)
     token = identity.rater_token(code=code, participation_id=participation.pk)
     # MTurk's frame sends no cookies back: the task page gets the token in its URL.
     in_frame = who.source == Rater.Source.MTURK
@@ -141,9 +171,28 @@ def _join(
     return response
 
 
+def _declined(
+    request: HttpRequest, experiment: Experiment, source: str, *, preview: bool = False
+) -> HttpResponse:
+    """The end for a rater who declined consent: nothing was stored; back to their provider."""
+    end = no_consent_end(experiment=experiment, source=source)
+    if end.redirect_url and not preview:
+        return redirect(end.redirect_url)
+    return render(
+        request,
+        "rater/declined.html",
+        {"source": source, "end": end, "researcher_preview": preview, "code": experiment.code},
+    )
+
+
 @method_decorator([never_cache, crowd_frameable, csrf_exempt], name="dispatch")
 class JoinView(View):
-    """The instructions and the Start button; an MTurk preview shows an example task instead.
+    """Consent, instructions, the worked example and the Start button.
+
+    An MTurk preview shows the same page with the example and no Start
+    button. Start needs the consent box ticked (a returning rater who already
+    consented just continues); "I do not agree" stores nothing and sends the
+    rater back to their provider (:func:`_declined`).
 
     CSRF: the Start form of an MTurk worker is posted from MTurk's cross-site
     frame, where the CSRF cookie is not sent, so the view is exempt and checks
@@ -154,6 +203,37 @@ class JoinView(View):
 
     def _experiment(self, code: str) -> Experiment:
         return experiment_by_code(code=code)
+
+    def _page(
+        self,
+        request: HttpRequest,
+        experiment: Experiment,
+        who: identity.CrowdIdentity,
+        existing: Participation | None,
+        *,
+        consent_error: bool = False,
+    ) -> HttpResponse:
+        resuming = existing is not None and (
+            who.worker_id is None or who.worker_id == existing.rater.external_id
+        )
+        example = ob.example_presentation(experiment)
+        if example is None and who.preview:  # an experiment launched without onboarding images
+            example = example_presentation(experiment=experiment)
+        return render(
+            request,
+            "rater/join.html",
+            {
+                "experiment": experiment,
+                "resuming": resuming,
+                "consented": resuming and existing is not None and existing.consented_at,
+                "consent_error": consent_error,
+                "preview": who.preview,
+                "example": example,
+                "action": f"?{request.GET.urlencode()}",
+                **_onboarding(experiment),
+            },
+            status=400 if consent_error else 200,
+        )
 
     def get(self, request: HttpRequest, code: str) -> HttpResponse:
         try:
@@ -168,24 +248,23 @@ class JoinView(View):
             return _message(
                 request, "This study is not open for answers at the moment.", status=409
             )
-        existing = _cookie_participation(request, code)
-        resuming = existing is not None and (
-            who.worker_id is None or who.worker_id == existing.rater.external_id
-        )
-        response = render(
-            request,
-            "rater/join.html",
-            {
-                "experiment": experiment,
-                "resuming": resuming,
-                "preview": who.preview,
-                "example": example_presentation(experiment=experiment) if who.preview else None,
-                "query": request.GET.urlencode(),
-            },
-        )
+        response = self._page(request, experiment, who, _cookie_participation(request, code))
         if identity.browser_id(request.COOKIES) is None:
             _set_cookie(response, identity.BROWSER_COOKIE, identity.new_browser_id())
         return response
+
+    def _consented_before(
+        self, request: HttpRequest, code: str, experiment: Experiment, who: identity.CrowdIdentity
+    ) -> bool:
+        if who.source == Rater.Source.LINK or not who.worker_id:
+            existing = _cookie_participation(request, code)
+            return existing is not None and existing.consented_at is not None
+        return Participation.objects.filter(
+            experiment=experiment,
+            rater__source=who.source,
+            rater__external_id=who.worker_id,
+            consented_at__isnull=False,
+        ).exists()
 
     def post(self, request: HttpRequest, code: str) -> HttpResponse:
         try:
@@ -193,9 +272,28 @@ class JoinView(View):
             who = identity.crowd_identity(request.GET)
         except ApplicationError as exc:
             return _error(request, exc)
+        if "decline" in request.POST:  # writes nothing, so needs no CSRF check
+            return _declined(request, experiment, who.source)
         if who.source == Rater.Source.MTURK:
-            return _join(request, code, experiment, who)
-        return csrf_protect(_join)(request, code, experiment, who)
+            return self._start(request, code, experiment, who)
+        return csrf_protect(self._start)(request, code, experiment, who)
+
+    def _start(
+        self, request: HttpRequest, code: str, experiment: Experiment, who: identity.CrowdIdentity
+    ) -> HttpResponse:
+        consent = request.POST.get("consent") == "yes"
+        if not consent and not self._consented_before(request, code, experiment, who):
+            existing = _cookie_participation(request, code)
+            return self._page(request, experiment, who, existing, consent_error=True)
+        return _join(request, code, experiment, who, consent=consent)
+
+
+def _practice_left(participation: Participation) -> bool:
+    """Whether the rater still has practice trials to do (those that can be shown)."""
+    experiment = participation.experiment
+    if participation.practice_done >= len(ob.practice_images(experiment)):
+        return False
+    return participation.practice_done < len(ob.practice_trials(experiment, seed=participation.pk))
 
 
 @method_decorator([never_cache, crowd_frameable], name="dispatch")
@@ -211,6 +309,10 @@ class TaskPageView(View):
             or experiment.study.status == Study.Status.CLOSED
         ):
             return redirect(_url("rater-done", code, session.url_token))
+        if participation.consented_at is None:
+            return redirect("rater-join", code=code)
+        if _practice_left(participation):
+            return redirect(_url("rater-practice", code, session.url_token))
         return render(
             request,
             "rater/task.html",
@@ -218,11 +320,145 @@ class TaskPageView(View):
                 "experiment": experiment,
                 "code": code,
                 "pairwise": experiment.is_pairwise,
+                "legend": ob.shows_legend(experiment),
                 "min_viewing_ms": experiment.min_viewing_ms,
                 "min_screen_width": experiment.min_screen_width,
                 "token": identity.rater_token(code=code, participation_id=participation.pk),
             },
         )
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _buttons(shown: dict[str, Any]) -> list[dict[str, Any]]:
+    """The options as form buttons, with the keys the task page uses (1-9, 0; X = "I don't know")."""
+    options = shown["options"]
+    pairwise = shown["kind"] == "pairwise"
+    buttons = []
+    for i, label in enumerate(options):
+        if not pairwise and i == len(options) - 1:
+            key = "X"
+        else:
+            key = str(i + 1) if i < 9 else ("0" if i == 9 else "")
+        buttons.append({"value": i, "label": label, "key": key})
+    return buttons
+
+
+def _practice_page(
+    request: HttpRequest,
+    experiment: Experiment,
+    trial: ob.PracticeTrial,
+    *,
+    total: int,
+    action: str,
+    token: str = "",
+    choice: int | None = None,
+    next_url: str = "",
+    researcher_preview: bool = False,
+    status: int = 200,
+) -> HttpResponse:
+    feedback = None
+    if choice is not None:
+        correct, text = trial.feedback(choice)
+        feedback = {"correct": correct, "text": text}
+    return render(
+        request,
+        "rater/practice.html",
+        {
+            "experiment": experiment,
+            "shown": trial.presentation,
+            "buttons": _buttons(trial.presentation),
+            "mode": "submit" if choice is None else "feedback",
+            "number": trial.number,
+            "total": total,
+            "chosen": choice,
+            "feedback": feedback,
+            "next_url": next_url,
+            "last": trial.number >= total,
+            "action": action,
+            "token": token,
+            "researcher_preview": researcher_preview,
+            "code": experiment.code,
+            **_onboarding(experiment),
+        },
+        status=status,
+    )
+
+
+@method_decorator([never_cache, crowd_frameable, csrf_exempt], name="dispatch")
+class PracticeView(View):
+    """Practice trials with feedback, after consent and before the first task.
+
+    One form POST per trial, then the same trial again with feedback (``?fb=``).
+    Answers are ``PracticeAnswer`` rows only (never an answer, a slot or a
+    quota). CSRF: the form carries the signed rater token, which a forged
+    cross-site form cannot know (MTurk's frame sends no CSRF cookie; the task
+    API relies on the same token).
+    """
+
+    def _participation(
+        self, request: HttpRequest, code: str
+    ) -> tuple[_Session, Participation | None, HttpResponse | None]:
+        session = _rater_session(request, code)
+        participation = session.participation
+        if participation is None:
+            return session, None, _no_session(request, code, session)
+        if participation.consented_at is None:
+            return session, None, redirect("rater-join", code=code)
+        return session, participation, None
+
+    def get(self, request: HttpRequest, code: str) -> HttpResponse:
+        session, participation, early = self._participation(request, code)
+        if participation is None:
+            assert early is not None
+            return early
+        experiment = participation.experiment
+        trials = ob.practice_trials(experiment, seed=participation.pk)
+        here = _url("rater-practice", code, session.url_token)
+        token = identity.rater_token(code=code, participation_id=participation.pk)
+        shown = _int(request.GET.get("fb"))
+        if shown is not None and 1 <= shown <= len(trials):
+            answer = participation.practice_answers.filter(number=shown).first()
+            if answer is not None:
+                last = shown >= len(trials)
+                return _practice_page(
+                    request,
+                    experiment,
+                    trials[shown - 1],
+                    total=len(trials),
+                    action=here,
+                    choice=answer.choice,
+                    next_url=_url("rater-task", code, session.url_token) if last else here,
+                )
+        number = participation.practice_done + 1
+        if number > len(trials):
+            return redirect(_url("rater-task", code, session.url_token))
+        return _practice_page(
+            request, experiment, trials[number - 1], total=len(trials), action=here, token=token
+        )
+
+    def post(self, request: HttpRequest, code: str) -> HttpResponse:
+        session, participation, early = self._participation(request, code)
+        if participation is None:
+            assert early is not None
+            return early
+        token = request.POST.get("token")
+        if identity.participation_id_from_token(token, code=code) != participation.pk:
+            return _message(request, "This form has expired; please reload the page.", status=403)
+        number, choice = _int(request.POST.get("number")), _int(request.POST.get("choice"))
+        if number is None or choice is None:
+            return _message(request, "Please choose one of the options.", status=400)
+        try:
+            practice_answer_submit(participation=participation, number=number, choice=choice)
+        except ApplicationError as exc:
+            return _error(request, exc)
+        here = _url("rater-practice", code, session.url_token)
+        return redirect(f"{here}{'&' if '?' in here else '?'}fb={number}")
 
 
 @method_decorator([never_cache, crowd_frameable], name="dispatch")
@@ -243,5 +479,255 @@ class DoneView(View):
                 "code": code,
                 "finish": crowd_end(participation=participation, end=end),
                 "task_url": _url("rater-task", code, session.url_token),
+            },
+        )
+
+
+# ---- The researcher's preview: the whole rater experience, nothing stored ------------------
+#
+# Staff only. Before launch the tasks come from ``experiment_plan_tasks`` (unsaved), after
+# launch from the stored tasks. The position is in the URL; no view here writes a row.
+
+_PREVIEW_SEED = "preview"
+
+
+@dataclass(frozen=True)
+class PreviewItem:
+    """One step of the preview's task sequence: a task, or a check shown on a task's maps."""
+
+    task: Task
+    check: str  # "" (a task), "attention" or "probe"
+    left_is_a: bool | None  # as shown (a probe swaps the sides)
+    instructed_choice: int | None = None
+
+
+def _preview_experiment(code: str) -> tuple[Experiment, list[Task]]:
+    """The experiment (any status) with its tasks: stored, else the launch plan (unsaved)."""
+    experiment = Experiment.objects.select_related("study__family").filter(code=code).first()
+    if experiment is None:
+        raise Http404("No such experiment.")
+    stored = list(
+        experiment.tasks.select_related("image", "stimulus_a__variant", "stimulus_b__variant")
+    )
+    if stored:
+        return experiment, sorted(stored, key=lambda t: (t.position, t.pk))
+    from apps.studies.services import generation  # noqa: PLC0415 (optional until it exists)
+
+    plan_tasks = getattr(generation, "experiment_plan_tasks", None)
+    if plan_tasks is None:
+        return experiment, []
+    plan = plan_tasks(experiment=experiment)
+    experiment.onboarding_images = list(plan.onboarding_images)  # in memory only
+    return experiment, sorted(plan.tasks, key=lambda t: t.position)
+
+
+def _preview_items(experiment: Experiment, tasks: list[Task]) -> list[PreviewItem]:
+    """A rater's worth of tasks, with a catch task and a check of each kind the design has."""
+    chosen = tasks[: experiment.tasks_per_rater]
+    catch = next((t for t in tasks if t.is_catch), None)
+    if chosen and catch is not None and not any(t.is_catch for t in chosen):
+        chosen[-1] = catch
+    items = [PreviewItem(t, "", t.left_is_a) for t in chosen]
+    if not items:
+        return items
+    first = items[0].task
+    if experiment.attention_checks:
+        n_options = len(ob.task_presentation(first, experiment)["options"])
+        instructed = random.Random(f"{_PREVIEW_SEED}:{experiment.pk}").randrange(n_options)
+        items.insert(
+            min(2, len(items)), PreviewItem(first, "attention", first.left_is_a, instructed)
+        )
+    if experiment.probe_percent:
+        swapped = None if first.left_is_a is None else not first.left_is_a
+        items.insert(max(len(items) - 1, 1), PreviewItem(first, "probe", swapped))
+    return items
+
+
+def _hidden_facts(item: PreviewItem, experiment: Experiment, options: list[str]) -> list[str]:
+    """What only the researcher sees under a previewed task (conditions, catch, check kind)."""
+    task = item.task
+    class_names = list(experiment.study.family.class_names)
+    facts = []
+    if experiment.is_pairwise:
+        assert task.stimulus_b is not None
+        a, b = task.stimulus_a.variant.label, task.stimulus_b.variant.label
+        a_side, b_side = ("left", "right") if item.left_is_a else ("right", "left")
+        facts.append(f"Condition A = {a} ({a_side}), condition B = {b} ({b_side}).")
+    else:
+        facts.append(f"Condition: {task.stimulus_a.variant.label}.")
+    facts.append(f"Image {task.image.key}, true class: {class_names[task.image.class_index]}.")
+    if task.is_catch:
+        if experiment.is_pairwise:
+            facts.append("Catch trial: B is A's map rotated 180 degrees; A is the right answer.")
+        else:
+            facts.append("Catch trial: a lightly occluded photo; the true class is the answer.")
+    if item.check == "attention":
+        assert item.instructed_choice is not None
+        facts.append(f"Attention check: the right answer is '{options[item.instructed_choice]}'.")
+    elif item.check == "probe":
+        facts.append("Consistency probe: repeats task 1 (pairwise: sides swapped).")
+    else:
+        facts.append("Check kind: none (a regular task).")
+    return facts
+
+
+def _preview_url(name: str, code: str, number: int | None = None) -> str:
+    kwargs: dict[str, Any] = {"code": code}
+    if number is not None:
+        kwargs["number"] = number
+    return reverse(name, kwargs=kwargs)
+
+
+def _preview_after_consent(experiment: Experiment) -> str:
+    if ob.practice_trials(experiment, seed=_PREVIEW_SEED):
+        return _preview_url("rater-preview-practice", experiment.code, 1)
+    return _preview_url("rater-preview-task", experiment.code, 1)
+
+
+@method_decorator([never_cache, staff_member_required], name="dispatch")
+class PreviewJoinView(View):
+    """The start page as a rater sees it; Start and "I do not agree" lead on, storing nothing."""
+
+    def _render(
+        self, request: HttpRequest, experiment: Experiment, tasks: list[Task], **extra: Any
+    ) -> HttpResponse:
+        example = ob.example_presentation(experiment)
+        if example is None and tasks:
+            example = ob.task_presentation(tasks[0], experiment)
+        return render(
+            request,
+            "rater/join.html",
+            {
+                "experiment": experiment,
+                "researcher_preview": True,
+                "example": example,
+                "action": _preview_url("rater-preview", experiment.code),
+                "n_preview_tasks": len(_preview_items(experiment, tasks)),
+                **_onboarding(experiment, seed=_PREVIEW_SEED),
+                **extra,
+            },
+            status=400 if extra.get("consent_error") else 200,
+        )
+
+    def get(self, request: HttpRequest, code: str) -> HttpResponse:
+        experiment, tasks = _preview_experiment(code)
+        return self._render(request, experiment, tasks)
+
+    def post(self, request: HttpRequest, code: str) -> HttpResponse:
+        experiment, tasks = _preview_experiment(code)
+        if "decline" in request.POST:
+            return _declined(request, experiment, Rater.Source.LINK, preview=True)
+        if request.POST.get("consent") != "yes":
+            return self._render(request, experiment, tasks, consent_error=True)
+        return redirect(_preview_after_consent(experiment))
+
+
+@method_decorator([never_cache, staff_member_required], name="dispatch")
+class PreviewPracticeView(View):
+    def _trial(self, code: str, number: int) -> tuple[Experiment, list[ob.PracticeTrial]]:
+        experiment, _ = _preview_experiment(code)
+        trials = ob.practice_trials(experiment, seed=_PREVIEW_SEED)
+        if not 1 <= number <= len(trials):
+            raise Http404("No such practice trial.")
+        return experiment, trials
+
+    def _next(self, experiment: Experiment, number: int, total: int) -> str:
+        if number < total:
+            return _preview_url("rater-preview-practice", experiment.code, number + 1)
+        return _preview_url("rater-preview-task", experiment.code, 1)
+
+    def get(self, request: HttpRequest, code: str, number: int) -> HttpResponse:
+        experiment, trials = self._trial(code, number)
+        here = _preview_url("rater-preview-practice", code, number)
+        return _practice_page(
+            request,
+            experiment,
+            trials[number - 1],
+            total=len(trials),
+            action=here,
+            researcher_preview=True,
+        )
+
+    def post(self, request: HttpRequest, code: str, number: int) -> HttpResponse:
+        experiment, trials = self._trial(code, number)
+        choice = _int(request.POST.get("choice"))
+        options = trials[number - 1].presentation["options"]
+        if choice is None or not 0 <= choice < len(options):
+            return self.get(request, code, number)
+        return _practice_page(
+            request,
+            experiment,
+            trials[number - 1],
+            total=len(trials),
+            action=_preview_url("rater-preview-practice", code, number),
+            choice=choice,
+            next_url=self._next(experiment, number, len(trials)),
+            researcher_preview=True,
+        )
+
+
+@method_decorator([never_cache, staff_member_required], name="dispatch")
+class PreviewTaskView(View):
+    """Task ``number`` of the preview, with the hidden facts under it; an answer just moves on."""
+
+    def get(self, request: HttpRequest, code: str, number: int) -> HttpResponse:
+        experiment, tasks = _preview_experiment(code)
+        items = _preview_items(experiment, tasks)
+        if not items:
+            return _message(
+                request,
+                "This experiment has no tasks to preview yet (its design cannot make any).",
+                status=200,
+            )
+        if not 1 <= number <= len(items):
+            raise Http404("No such task in the preview.")
+        item = items[number - 1]
+        shown = ob.task_presentation(item.task, experiment, left_is_a=item.left_is_a)
+        question = (
+            "Which explanation is more reasonable?"
+            if experiment.is_pairwise
+            else "What does this photo show?"
+        )
+        if item.check == "attention":
+            assert item.instructed_choice is not None
+            question = ob.attention_question(experiment, shown["options"][item.instructed_choice])
+        return render(
+            request,
+            "rater/preview_task.html",
+            {
+                "experiment": experiment,
+                "code": code,
+                "shown": shown,
+                "buttons": _buttons(shown),
+                "mode": "submit",
+                "question": question,
+                "number": number,
+                "total": len(items),
+                "facts": _hidden_facts(item, experiment, shown["options"]),
+                "legend": ob.shows_legend(experiment),
+                "researcher_preview": True,
+            },
+        )
+
+    def post(self, request: HttpRequest, code: str, number: int) -> HttpResponse:
+        experiment, tasks = _preview_experiment(code)
+        total = len(_preview_items(experiment, tasks))
+        if number < total:
+            return redirect(_preview_url("rater-preview-task", code, number + 1))
+        return redirect(_preview_url("rater-preview-done", code))
+
+
+@method_decorator([never_cache, staff_member_required], name="dispatch")
+class PreviewDoneView(View):
+    def get(self, request: HttpRequest, code: str) -> HttpResponse:
+        experiment, tasks = _preview_experiment(code)
+        return render(
+            request,
+            "rater/preview_done.html",
+            {
+                "experiment": experiment,
+                "n_items": len(_preview_items(experiment, tasks)),
+                "researcher_preview": True,
+                "code": code,
             },
         )

@@ -89,6 +89,7 @@ def _open_hit(page, mturk: FakeMTurk, join_url: str, **params: str):
     mturk.frame_src = f"{join_url}?{urlencode(params)}"
     page.goto(f"{mturk.origin}/hit")
     frame = page.frame_locator("#hit")
+    frame.locator("#consent").check()
     frame.locator("#start").click()
     return frame, page.main_frame.child_frames[0]
 

@@ -38,6 +38,7 @@ def test_rater_answers_pairwise_and_forced_choice_tasks_in_the_browser(live_serv
     # when a rater opens the pairwise link and starts
     page.goto(f"{live_server.url}/r/{pairwise.code}/")
     assert "Which explanation" not in page.content()
+    page.check("#consent")
     page.click("#start")
     _wait_for_task(page, 1, 4)
     assert page.locator("#predicted").inner_text() != ""
@@ -86,6 +87,7 @@ def test_rater_answers_pairwise_and_forced_choice_tasks_in_the_browser(live_serv
 
     # when the same browser does the forced-choice experiment
     page.goto(f"{live_server.url}/r/{forced.code}/")
+    page.check("#consent")
     page.click("#start")
     _wait_for_task(page, 1, 4)
     page.screenshot(path=str(tmp_path / "forced.png"))

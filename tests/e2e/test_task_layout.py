@@ -102,6 +102,7 @@ def test_task_page_layout_is_stable_fits_the_screen_and_keeps_focus(
 
     # when a rater answers every pairwise task with the number keys alone
     page.goto(f"{live_server.url}/r/{pairwise.code}/")
+    page.check("#consent")
     page.click("#start")
     _wait_for_task(page, 1, 5)
     page.screenshot(path=str(shots / f"pairwise-{width}x{height}.png"), full_page=True)
@@ -135,6 +136,7 @@ def test_task_page_layout_is_stable_fits_the_screen_and_keeps_focus(
 
     # when the same browser answers forced-choice tasks with the keys (x = I don't know)
     page.goto(f"{live_server.url}/r/{forced.code}/")
+    page.check("#consent")
     page.click("#start")
     _wait_for_task(page, 1, 5)
     page.screenshot(path=str(shots / f"forced-{width}x{height}.png"), full_page=True)
@@ -166,6 +168,7 @@ def test_a_narrow_screen_gets_a_polite_page_and_asks_for_no_task(live_server, pa
     pairwise = study.experiments.get(slug="pw")
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{live_server.url}/r/{pairwise.code}/")
+    page.check("#consent")
     page.click("#start")
 
     # then the page says so, shows no task, and the server handed none out
@@ -191,6 +194,7 @@ def test_minimum_viewing_time_keeps_the_options_locked_then_frees_them(live_serv
     study = _study(min_viewing_ms=1500)
     forced = study.experiments.get(slug="fc")
     page.goto(f"{live_server.url}/r/{forced.code}/")
+    page.check("#consent")
     page.click("#start")
 
     # when the first map appears, every option is disabled and a key does nothing

@@ -99,6 +99,7 @@ def test_cost_and_plan(settings):
     assert "10 places, reward 1.25 USD (125 in the smallest unit)" in plan
     assert PLACEHOLDERS in plan
     assert publication.completion_code in plan and publication.no_tasks_code in plan
+    assert publication.no_consent_code in plan
     assert "published at once" in plan and "blocklist" not in plan
 
 
@@ -124,6 +125,11 @@ def test_publish_sends_the_draft_then_publishes_once(fake):
             {
                 "code": publication.no_tasks_code,
                 "code_type": "OTHER",
+                "actions": [{"action": "MANUALLY_REVIEW"}],
+            },
+            {
+                "code": publication.no_consent_code,
+                "code_type": "NO_CONSENT",
                 "actions": [{"action": "MANUALLY_REVIEW"}],
             },
         ],
@@ -277,11 +283,14 @@ def test_an_unknown_pay_without_trace_is_not_resent_but_a_rate_limited_one_is(fa
 
 @transactional
 def test_reject_needs_a_long_enough_reason_then_sends_message_and_category(fake):
-    study, publication = _published(fake)
+    from tests.recruitment.test_pay_policy import fail_attention_checks
+
+    study, publication = _published(fake)  # 10 minutes: two failed attention checks reject
     worker, submission_id, session = _participant(fake, publication)
     participation = join(publication.experiment, source=PROLIFIC, worker_id=worker, session=session)
     while (assignment := next_task(participation)) is not None:
-        answer(participation, assignment, response_ms=150)  # too_fast: median below 1 s
+        answer(participation, assignment)
+    fail_attention_checks(participation, 2)
 
     with pytest.raises(ApplicationError, match=r"at least 100 characters \(this one has 9\)"):
         study_pay(study=study, reject_reason="Too fast.")

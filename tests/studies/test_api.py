@@ -28,7 +28,9 @@ class Rater_:
         page = self.client.get(f"/r/{code}/{query}")
         assert page.status_code == 200, page.content[:500]
         csrf = self.client.cookies["csrftoken"].value
-        joined = self.client.post(f"/r/{code}/{query}", {"csrfmiddlewaretoken": csrf})
+        joined = self.client.post(
+            f"/r/{code}/{query}", {"csrfmiddlewaretoken": csrf, "consent": "yes"}
+        )
         # an MTurk join carries the token in the task page's URL (?t=): MTurk's frame has no cookies
         assert joined.status_code == 302
         assert joined["Location"].split("?")[0].endswith(f"/r/{code}/task/")

@@ -52,7 +52,7 @@ def _mturk_join(code: str, query: str) -> tuple[Client, str]:
     client = Client(enforce_csrf_checks=True)
     assert client.get(f"/r/{code}/{query}").status_code == 200
     client.cookies.clear()  # SameSite=Lax cookies are not sent in a cross-site frame
-    joined = client.post(f"/r/{code}/{query}")
+    joined = client.post(f"/r/{code}/{query}", {"consent": "yes"})
     assert joined.status_code == 302, joined.content[:300]
     assert urlparse(joined["Location"]).path == f"/r/{code}/task/"
     client.cookies.clear()
@@ -164,7 +164,7 @@ def test_csrf_is_waived_for_mturk_joins_only():
         client.get(f"/r/{code}/{query}")
         assert client.post(f"/r/{code}/{query}").status_code == 403
         csrf = client.cookies["csrftoken"].value
-        joined = client.post(f"/r/{code}/{query}", {"csrfmiddlewaretoken": csrf})
+        joined = client.post(f"/r/{code}/{query}", {"csrfmiddlewaretoken": csrf, "consent": "yes"})
         assert joined.status_code == 302 and joined["Location"] == f"/r/{code}/task/"
     assert Participation.objects.count() == 3
 
@@ -247,7 +247,7 @@ def _prolific_join(code: str) -> Client:
     client = Client()
     query = f"?PROLIFIC_PID={PID}&STUDY_ID={PID}&SESSION_ID={SESSION}"
     client.get(f"/r/{code}/{query}")
-    assert client.post(f"/r/{code}/{query}").status_code == 302
+    assert client.post(f"/r/{code}/{query}", {"consent": "yes"}).status_code == 302
     return client
 
 
@@ -323,7 +323,7 @@ def test_a_prolific_link_with_its_placeholders_is_refused_clearly(query):
 def _link_join(code: str) -> Client:
     client = Client()
     client.get(f"/r/{code}/")
-    assert client.post(f"/r/{code}/")["Location"] == f"/r/{code}/task/"
+    assert client.post(f"/r/{code}/", {"consent": "yes"})["Location"] == f"/r/{code}/task/"
     return client
 
 

@@ -114,6 +114,7 @@ class ProlificProvider(CrowdProvider):
             "completion_codes": [
                 {"code": publication.completion_code, "code_type": "COMPLETED", "actions": review},
                 {"code": publication.no_tasks_code, "code_type": "OTHER", "actions": review},
+                {"code": publication.no_consent_code, "code_type": "NO_CONSENT", "actions": review},
             ],
             "total_available_places": publication.places,
             "estimated_completion_time": publication.estimated_minutes,
@@ -133,7 +134,8 @@ class ProlificProvider(CrowdProvider):
             f"study URL {body['external_study_url']}",
             f"completion code {publication.completion_code} (COMPLETED, manual review: `pay` "
             f"approves it); code {publication.no_tasks_code} for a participant who found no "
-            "task left (manual review)",
+            f"task left (manual review); code {publication.no_consent_code} for one who "
+            "declined consent (NO_CONSENT, manual review: ask them to return it)",
         ]
         blocked = self.blocked_studies(publication)
         if blocked:

@@ -18,6 +18,7 @@ from apps.studies.services.design import (
 )
 from apps.studies.services.generation import experiment_generate_tasks
 from apps.studies.services.launch import study_close, study_launch, study_pause, study_resume
+from apps.studies.services.onboarding import participation_consent, practice_answer_submit
 from apps.studies.services.raters import experiment_by_code, rater_exclusion_check, rater_join
 from apps.studies.services.serving import (
     NextStep,
@@ -38,6 +39,8 @@ __all__ = [
     "experiment_create",
     "experiment_generate_tasks",
     "next_step",
+    "participation_consent",
+    "practice_answer_submit",
     "rater_exclusion_check",
     "rater_join",
     "response_submit",

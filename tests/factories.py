@@ -9,9 +9,11 @@ without training a model.
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import factory
+import numpy as np
 from django.conf import settings
 from PIL import Image
 
@@ -34,10 +36,23 @@ CLASS_NAMES = [
 CPRS = [1, 2, 4, 8, 16, 32]
 
 
-def _png(path: Path, colour: tuple[int, int, int]) -> str:
+def _png(path: Path, colour: tuple[int, int, int], *, seed: str | None = None) -> str:
+    """An 8x8 PNG of ``colour``; with ``seed``, seeded noise on top, so files differ in size
+    the way rendered maps do (the same noise law for real and catch stimuli)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (8, 8), colour).save(path)
+    if seed is None:
+        Image.new("RGB", (8, 8), colour).save(path)
+    else:
+        rng = np.random.default_rng(zlib.crc32(seed.encode()))
+        noise = rng.integers(-12, 13, size=(8, 8, 3))
+        pixels = np.clip(np.array(colour)[None, None, :] + noise, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(path)
     return path.name
+
+
+# (kind, catch) of the stimuli the pipeline renders per image, variant and method.
+RENDERED = (("heat", ""), ("occlusion", ""), ("heat", "rot180"), ("occlusion", "rot180"),
+            ("occlusion", "light"))  # fmt: skip
 
 
 def write_manifest(
@@ -47,8 +62,14 @@ def write_manifest(
     images_per_class: int = 2,
     cprs: list[float] = CPRS,
     blank: set[tuple[str, str]] | None = None,
+    catch: bool = True,
 ) -> dict:
-    """Write a manifest with PNG files under ``workdir``; ``blank`` holds (image_key, label)."""
+    """Write a manifest with PNG files under ``workdir``; ``blank`` holds (image_key, label).
+
+    Like the pipeline, it writes catch stimuli (``rot180`` of both kinds, ``light``
+    occlusion) next to the real maps; ``catch=False`` leaves them out, as a run
+    from before catch trials did.
+    """
     blank = blank or set()
     variants, images, stimuli = [], [], []
     for cpr in cprs:
@@ -80,22 +101,30 @@ def write_manifest(
                 }
             )
             for variant in variants:
-                for kind in ("heat", "occlusion"):
-                    sfile = f"stimuli/{variant['label']}/{kind}/{name}_{n}.png"
-                    _png(workdir / sfile, (colour[0], colour[1], 50 if kind == "heat" else 200))
-                    stimuli.append(
-                        {
-                            "image_key": key,
-                            "variant": variant["label"],
-                            "kind": kind,
-                            "method": "gradcam",
-                            "file": sfile,
-                            "predicted_class": class_index,
-                            "blank": (key, variant["label"]) in blank,
-                            "metrics": {"gini": 0.5},
-                            "provenance": {"cpr": variant["cpr_target"], "layer": "features.29"},
-                        }
+                for kind, catch_kind in RENDERED:
+                    if catch_kind and not catch:
+                        continue
+                    sub = f"catch/{catch_kind}-{kind}" if catch_kind else kind
+                    sfile = f"stimuli/{variant['label']}/{sub}/{name}_{n}.png"
+                    _png(
+                        workdir / sfile,
+                        (colour[0], colour[1], 50 if kind == "heat" else 200),
+                        seed=sfile,
                     )
+                    row = {
+                        "image_key": key,
+                        "variant": variant["label"],
+                        "kind": kind,
+                        "method": "gradcam",
+                        "file": sfile,
+                        "predicted_class": class_index,
+                        "blank": (key, variant["label"]) in blank,
+                        "metrics": {} if catch_kind else {"gini": 0.5},
+                        "provenance": {"cpr": variant["cpr_target"], "layer": "features.29"},
+                    }
+                    if catch_kind:
+                        row["catch"] = catch_kind
+                    stimuli.append(row)
     manifest = {
         "config": {},
         "class_names": class_names,

@@ -106,8 +106,8 @@ class SourceImageAdmin(admin.ModelAdmin):
 
 @admin.register(Stimulus)
 class StimulusAdmin(admin.ModelAdmin):
-    list_display = ("image", "variant", "kind", "method", "is_blank", "thumbnail")
-    list_filter = ("kind", "method", "is_blank", "variant__family", "variant__label")
+    list_display = ("image", "variant", "kind", "method", "catch", "is_blank", "thumbnail")
+    list_filter = ("kind", "method", "catch", "is_blank", "variant__family", "variant__label")
     readonly_fields = [f.name for f in Stimulus._meta.fields]
     list_select_related = ("image", "variant__family")
 

@@ -263,8 +263,10 @@ def pipeline_import_manifest(
 ) -> ModelFamily:
     """Create or update variants, images and stimuli from a pipeline manifest.
 
-    Idempotent: rows are keyed by their natural keys; files already imported
-    keep their opaque names and are not copied again.
+    Idempotent: rows are keyed by their natural keys (a stimulus by image,
+    variant, kind, method and ``catch``: "" for a real map, "rot180"/"light"
+    for a catch stimulus); files already imported keep their opaque names and
+    are not copied again.
     """
     family.class_names = list(manifest["class_names"])
     family.target_layer = manifest.get("target_layer", "")
@@ -309,16 +311,20 @@ def pipeline_import_manifest(
         images[image.key] = image
 
     existing_stimuli = {
-        (s.image_id, s.variant_id, s.kind, s.method): s
+        (s.image_id, s.variant_id, s.kind, s.method, s.catch): s
         for s in Stimulus.objects.filter(variant__family=family)
     }
     for row in manifest["stimuli"]:
         image = images[row["image_key"]]
         variant = variants[row["variant"]]
         method = row.get("method", "gradcam")
-        stimulus = existing_stimuli.get((image.pk, variant.pk, row["kind"], method))
+        catch = row.get("catch") or ""
+        stimulus = existing_stimuli.get((image.pk, variant.pk, row["kind"], method, catch))
         if stimulus is None:
-            stimulus = Stimulus(image=image, variant=variant, kind=row["kind"], method=method)
+            stimulus = Stimulus(
+                image=image, variant=variant, kind=row["kind"], method=method, catch=catch
+            )
+            # Catch stimuli share the prefix and the random name of real ones: no URL tells.
             stimulus.file = copy_into_storage(
                 source=workdir / row["file"], name=opaque_name(prefix="s")
             )

@@ -84,7 +84,9 @@ def demo_family(*, config: dict[str, Any] | None = None) -> ModelFamily:
             name="Demo: generated shapes, demo VGG",
             slug=DEMO_FAMILY_SLUG,
             cprs=[2, 4, 8, 16, 32],
-            config=config or {},
+            # one image per class beyond the experiments' 3: spare images for the worked
+            # example and the practice trials, which no task may show
+            config=config or {"images_per_class": 4},
         )
     return family
 

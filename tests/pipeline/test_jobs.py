@@ -4,6 +4,9 @@ job whose worker died mid-way (a finished step is never redone)."""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 import pytest
 
 from apps.pipeline.models import ModelVariant, PipelineJob, SourceImage, Stimulus
@@ -40,10 +43,21 @@ def test_job_runs_both_halves_and_imports_the_stimuli(tiny_family):
     assert labels == ["cpr1", "cpr2", "cpr4"]
     n_images = SourceImage.objects.count()
     assert n_images > 0
-    assert Stimulus.objects.count() == n_images * 3 * 2  # 3 variants x heat/occlusion
-    stimulus = Stimulus.objects.select_related("variant").first()
+    real = Stimulus.objects.filter(catch="")
+    assert real.count() == n_images * 3 * 2  # 3 variants x heat/occlusion
+    # and the catch stimuli: rot180 heat and occlusion, light occlusion, per image x variant
+    catch = Counter(Stimulus.objects.exclude(catch="").values_list("kind", "catch"))
+    assert catch == {
+        ("heat", "rot180"): n_images * 3,
+        ("occlusion", "rot180"): n_images * 3,
+        ("occlusion", "light"): n_images * 3,
+    }
+    stimulus = real.select_related("variant").first()
     assert stimulus.provenance["checkpoint_sha256"] == stimulus.variant.checkpoint_sha256
-    assert not stimulus.file.startswith(("heat", "occlusion", "cpr"))
+    # every file, real or catch, under the same opaque scheme: nothing names the catch
+    for name in Stimulus.objects.values_list("file", flat=True):
+        assert re.fullmatch(r"s/[0-9a-f]{2}/[0-9a-f]{32}\.png", name), name
+    assert not Stimulus.objects.exclude(catch="").exclude(metrics={}).exists()
 
 
 def _snapshot(workdir) -> dict[str, int]:

@@ -44,7 +44,9 @@ def test_one_command_builds_a_family_and_rerunning_it_duplicates_nothing(tmp_pat
     job = family.jobs.get()
     assert job.status == PipelineJob.Status.SUCCEEDED
     assert sorted(family.variants.values_list("label", flat=True)) == ["cpr1", "cpr2", "cpr4"]
-    assert Stimulus.objects.filter(variant__family=family).count() == 4 * 3 * 2
+    assert Stimulus.objects.filter(variant__family=family, catch="").count() == 4 * 3 * 2
+    # plus the catch stimuli: rot180 heat and occlusion, light occlusion
+    assert Stimulus.objects.filter(variant__family=family).exclude(catch="").count() == 4 * 3 * 3
     assert "step prune:4 finished in" in out  # step log while it runs
     assert f"Job {job.pk} succeeded." in out and "cpr4" in out and "4 stimulus images" in out
     # when the same command runs again (on another device, which is not part of the result)
@@ -53,7 +55,7 @@ def test_one_command_builds_a_family_and_rerunning_it_duplicates_nothing(tmp_pat
     assert "Pipeline already finished" in out
     assert ModelFamily.objects.get().config["device"] == "cpu"
     assert ModelFamily.objects.count() == 1 and PipelineJob.objects.count() == 1
-    assert Stimulus.objects.count() == 4 * 3 * 2
+    assert Stimulus.objects.count() == 4 * 3 * (2 + 3)  # real maps and catch stimuli
     # and the same name with another configuration is refused, naming what differs
     with pytest.raises(CommandError, match=r"differs in: cprs.*another --slug"):
         _run(*[a if a != "4" else "8" for a in args])

@@ -30,10 +30,15 @@ def launched_study(
         slug=f"fam-{slug}", images_per_class=images_per_class, **(family_kwargs or {})
     )
     study = study_create(name=f"Study {slug}", slug=slug, family=family, seed=7)
+    # Checks and practice off unless a test asks for them: most tests count tasks exactly.
     common = {
         "images_per_class": images_per_class,
         "answers_per_task": answers_per_task,
         "tasks_per_rater": tasks_per_rater,
+        "attention_checks": 0,
+        "probe_percent": 0,
+        "catch_percent": 0,
+        "practice_trials": 0,
         **experiment_kwargs,
     }
     experiment_create(

@@ -87,7 +87,8 @@ def test_admin_pauses_resumes_and_closes_a_study(admin_client_):
 
 
 def test_admin_creates_and_launches_a_study_and_shows_links(admin_client_):
-    family = family_with_stimuli(slug="adm2", images_per_class=1)
+    # 2 images per class, 1 shown: spare images for the worked example and practice
+    family = family_with_stimuli(slug="adm2", images_per_class=2)
     response = admin_client_.post("/admin/studies/study/add/", _study_form(family))
     assert response.status_code == 302, response.content.decode()[:3000]
     study = Study.objects.get(slug="admin-study")
@@ -96,7 +97,9 @@ def test_admin_creates_and_launches_a_study_and_shows_links(admin_client_):
     )
     study.refresh_from_db()
     assert study.status == Study.Status.LIVE
-    assert Experiment.objects.get(study=study).tasks.count() == 10
+    tasks = Experiment.objects.get(study=study).tasks
+    assert tasks.filter(is_catch=False).count() == 10
+    assert tasks.filter(is_catch=True).count() == 1  # the default 10 % catch trials
     page = admin_client_.get(f"/admin/studies/study/{study.pk}/change/").content.decode()
     assert f"/r/{study.experiments.get().code}/" in page
 

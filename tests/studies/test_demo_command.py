@@ -42,9 +42,13 @@ def test_demo_builds_the_three_experiments_and_is_idempotent():
     study = Study.objects.get()
     experiments = {e.slug: e for e in study.experiments.all()}
     assert set(experiments) == {"prestudy-heat", "prestudy-occlusion", "exp1", "exp2"}
-    assert experiments["prestudy-heat"].tasks.count() == 2 * 30
-    assert experiments["exp1"].tasks.count() == 6 * 30
-    assert experiments["exp2"].tasks.count() == 5 * 30
+    real = {slug: e.tasks.filter(is_catch=False) for slug, e in experiments.items()}
+    assert real["prestudy-heat"].count() == 2 * 30
+    assert real["exp1"].count() == 6 * 30
+    assert real["exp2"].count() == 5 * 30
+    # plus the default 10 % catch trials, and spare images for the example and practice
+    assert experiments["exp1"].tasks.filter(is_catch=True).count() == 18
+    assert all(len(e.onboarding_images) == 1 + e.practice_trials for e in experiments.values())
     assert set(Task.objects.values_list("quota", flat=True)) == {3}
     # images shown are ones every variant classifies correctly
     for task in experiments["exp2"].tasks.select_related("image", "stimulus_a"):

@@ -4,6 +4,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import workers.pipeline as pipeline
@@ -92,7 +93,7 @@ def test_manifest_describes_variants_images_and_stimuli(finished_run) -> None:
     for img in manifest["images"]:
         assert (workdir / img["file"]).exists() and (workdir / img["mask"]).exists()
     # stimuli: every image x variant x kind x method, rendered at display size
-    st = manifest["stimuli"]
+    st = [s for s in manifest["stimuli"] if not s.get("catch")]
     assert len(st) == 4 * 3 * 2 * 2
     by_kind = {(s["variant"], s["kind"], s["method"]) for s in st}
     assert ("cpr4", "occlusion", "vanilla_gradient") in by_kind
@@ -273,6 +274,35 @@ def test_attribute_step_runs_one_forward_per_batch_for_gradcam(
     summary = run_step(cfg, tmp_path, "attribute:cpr1")
     # then the prediction comes from Grad-CAM's own forward: one pass per batch
     assert forwards == [3, 1]
-    assert len(summary["stimuli"]) == 4 * 2
+    assert len(summary["stimuli"]) == 4 * (2 + 3)  # heat, occlusion + 3 catch stimuli
     labels = {i["key"]: i["class_index"] for i in run_step(cfg, tmp_path, "select")["images"]}
     assert all(s["predicted_class"] == labels[s["image_key"]] for s in summary["stimuli"])
+
+
+def test_catch_stimuli_are_rendered_like_real_maps(finished_run) -> None:
+    from PIL import Image
+
+    cfg, workdir, manifest, _ = finished_run
+    catch = [s for s in manifest["stimuli"] if s.get("catch")]
+    # rot180 of both kinds and light occlusion, per image x variant x method; no metrics
+    kinds = sorted({(s["kind"], s["catch"]) for s in catch})
+    assert kinds == [("heat", "rot180"), ("occlusion", "light"), ("occlusion", "rot180")]
+    assert len(catch) == 4 * 3 * 2 * 3
+    assert all(s["metrics"] == {} for s in catch)
+    assert manifest["metrics_summary"]["cpr1"]["gradcam"]["gini"] is not None
+    real = {
+        (s["image_key"], s["variant"], s["kind"], s["method"]): s
+        for s in manifest["stimuli"]
+        if not s.get("catch")
+    }
+    for s in catch:
+        twin = real[(s["image_key"], s["variant"], s["kind"], s["method"])]
+        assert s["predicted_class"] == twin["predicted_class"] and s["blank"] == twin["blank"]
+        assert s["provenance"]["catch"] == s["catch"]
+        img = np.asarray(Image.open(workdir / s["file"]))
+        assert img.shape == np.asarray(Image.open(workdir / twin["file"])).shape == (48, 48, 3)
+        if s["kind"] == "occlusion":
+            hidden = (img == 0).all(-1).mean()  # black fill; the photos are never pure black
+            expected = cfg.catch_hidden if s["catch"] == "light" else cfg.hidden
+            assert hidden == pytest.approx(expected, abs=0.01)
+            assert s["provenance"]["hidden"] == expected

@@ -15,6 +15,7 @@ from workers.render import (
     is_blank,
     occlusion,
     occlusion_batch,
+    occlusion_masks,
     save_png,
 )
 
@@ -116,3 +117,36 @@ def test_png_is_saved_without_metadata(tmp_path: Path) -> None:
     save_png(tmp_path / "x.png", image)
     assert set(_png_chunks(tmp_path / "x.png")) == {b"IHDR", b"IDAT", b"IEND"}
     assert np.array_equal(np.asarray(Image.open(tmp_path / "x.png")), image)
+
+
+def test_catch_renders_are_the_real_render_of_the_rotated_map_and_a_light_occlusion() -> None:
+    from workers.pipeline.attribute import RENDERED, render_stimuli
+
+    # given a batch of photos and maps at display size
+    g = torch.Generator().manual_seed(3)
+    images = torch.randint(1, 256, (3, 3, 20, 20), dtype=torch.uint8, generator=g)
+    maps = torch.rand(3, 20, 20, generator=g)
+    # when the attribute step renders them
+    out = render_stimuli(images, maps, alpha=0.4, hidden=0.9, catch_hidden=0.25, fill=(0, 0, 0))
+    assert sorted(out) == sorted(RENDERED)
+    assert all(v.dtype == torch.uint8 and v.shape == (3, 20, 20, 3) for v in out.values())
+    # then rot180 is exactly the real rendering of the saliency map rotated 180 degrees
+    rotated = torch.rot90(maps, 2, dims=(1, 2))
+    assert torch.equal(out[("heat", "rot180")], heatmap_batch(images, rotated, alpha=0.4))
+    assert torch.equal(
+        out[("occlusion", "rot180")], occlusion_batch(images, maps.flip(-2, -1), hidden=0.9)
+    )
+    # over the upright photo: where the rotated map is shown, the photo is not rotated
+    shown = ~occlusion_masks(rotated, hidden=0.9)
+    img_hwc = images.permute(0, 2, 3, 1)
+    assert torch.equal(out[("occlusion", "rot180")][shown], img_hwc[shown])
+    # and it differs from the real map's rendering
+    assert not torch.equal(out[("heat", "rot180")], out[("heat", "")])
+    # light hides exactly 25 % (the least important pixels), the real one 90 %
+    light_hidden = (out[("occlusion", "light")] == 0).all(-1).float().mean((1, 2))
+    real_hidden = (out[("occlusion", "")] == 0).all(-1).float().mean((1, 2))
+    assert torch.allclose(light_hidden, torch.full((3,), round(0.25 * 400) / 400))
+    assert torch.allclose(real_hidden, torch.full((3,), round(0.9 * 400) / 400))
+    # the pixels light hides are among those the real map hides
+    light_mask = (out[("occlusion", "light")] == 0).all(-1)
+    assert bool((light_mask <= (out[("occlusion", "")] == 0).all(-1)).all())

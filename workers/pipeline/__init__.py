@@ -12,7 +12,10 @@ or simply ``run_pipeline(cfg, workdir, progress=...)``. Steps, in order::
 Idempotency: a step whose done-marker exists returns its stored summary
 without recomputing; a killed job resumes at its first unfinished step, and a
 finished CPR is never redone (pruning steps chain through checkpoints on
-disk). Paths in summaries and the manifest are relative to ``workdir``.
+disk). Paths in summaries and the manifest are relative to ``workdir``. An
+``attribute`` marker from before catch stimuli were rendered counts as
+unfinished (it is redone with the metrics and manifest), so re-running an
+older family's pipeline adds its catch stimuli.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ from workers.pipeline.attribute import step_attribute
 from workers.pipeline.config import DATASETS, PipelineConfig, cpr_label
 from workers.pipeline.context import RunContext
 from workers.pipeline.manifest import build_manifest, load_manifest
-from workers.pipeline.state import bind_config, read_marker, write_json, write_marker
+from workers.pipeline.state import (
+    bind_config,
+    marker_path,
+    read_marker,
+    write_json,
+    write_marker,
+)
 from workers.pipeline.steps import (
     step_data,
     step_metrics,
@@ -57,6 +66,11 @@ def _noop(_f: float, _m: str) -> None:
     return None
 
 
+def _outdated(step: str, summary: dict) -> bool:
+    """An ``attribute`` marker written before catch stimuli were rendered (no ``catch`` key)."""
+    return step.startswith("attribute:") and "catch" not in summary
+
+
 def run_step(
     cfg: PipelineConfig, workdir: Path, step: str, *, progress: StepProgress | None = None
 ) -> dict:
@@ -73,6 +87,11 @@ def run_step(
     workdir.mkdir(parents=True, exist_ok=True)
     bind_config(workdir, cfg)
     done = read_marker(workdir, step)
+    if done is not None and _outdated(step, done["summary"]):
+        # Rendered before catch stimuli existed: redo it and everything built on it.
+        for stale in (step, "metrics", "manifest"):
+            marker_path(workdir, stale).unlink(missing_ok=True)
+        done = None
     if done is not None:
         return done["summary"]
     missing = [s for s in steps[: steps.index(step)] if read_marker(workdir, s) is None]

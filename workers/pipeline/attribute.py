@@ -5,6 +5,16 @@ rendering on the device, and only uint8 images come back to the host (STYLE 9).
 Maps are scored at model input resolution (masks resized with the same
 geometry); stimuli are rendered at the display size (image and map resized
 bilinearly), so the occlusion share is exact in the image raters see.
+
+Besides the real maps, each image x method gets *catch* stimuli for quality
+checks (no metrics): ``rot180`` for both kinds, the saliency map flipped in
+both spatial dimensions and rendered over the upright photo exactly like a
+real map (it looks real but points at the wrong places), and ``light`` for
+occlusion, a real map hiding only ``cfg.catch_hidden`` of the photo (the class
+is obvious). They are rendered in the same batches, at the same size, into the
+same PNG encoding; their work files sit under ``stimuli/<label>/<method>/catch/``
+but the import copies every stimulus to an opaque name, so nothing a rater can
+see tells a catch from a real map.
 """
 
 from __future__ import annotations
@@ -34,6 +44,41 @@ from workers.render import (
     resize_for_display,
     save_png,
 )
+
+# (kind, catch) of every stimulus rendered per image and method; catch "" is the real map.
+RENDERED: tuple[tuple[str, str], ...] = (
+    ("heat", ""),
+    ("occlusion", ""),
+    ("heat", "rot180"),
+    ("occlusion", "rot180"),
+    ("occlusion", "light"),
+)
+CATCH_KINDS: tuple[str, ...] = ("rot180", "light")
+
+
+def render_stimuli(
+    d_img: torch.Tensor, d_maps: torch.Tensor, *, alpha: float, hidden: float,
+    catch_hidden: float, fill: tuple[int, int, int],
+) -> dict[tuple[str, str], torch.Tensor]:  # fmt: skip
+    """Every stimulus of :data:`RENDERED` for a batch, on the maps' device.
+
+    ``d_img`` uint8 (B, 3, S, S) and ``d_maps`` (B, S, S) in [0, 1] at display
+    size -> {(kind, catch): uint8 (B, S, S, 3)}.
+    """
+    flipped = d_maps.flip(-2, -1)  # (B, S, S): the map rotated 180 degrees
+    return {
+        ("heat", ""): heatmap_batch(d_img, d_maps, alpha=alpha),
+        ("occlusion", ""): occlusion_batch(d_img, d_maps, hidden=hidden, fill=fill),
+        ("heat", "rot180"): heatmap_batch(d_img, flipped, alpha=alpha),
+        ("occlusion", "rot180"): occlusion_batch(d_img, flipped, hidden=hidden, fill=fill),
+        ("occlusion", "light"): occlusion_batch(d_img, d_maps, hidden=catch_hidden, fill=fill),
+    }
+
+
+def stimulus_file(label: str, method: str, kind: str, catch: str, key: str) -> str:
+    """Work-directory path of a stimulus (never shown to raters: the import renames it)."""
+    sub = kind if not catch else f"catch/{catch}-{kind}"
+    return f"stimuli/{label}/{method}/{sub}/{key_file(key)}"
 
 
 # --- attribute ----------------------------------------------------------------------------
@@ -83,34 +128,43 @@ def step_attribute(ctx: RunContext, label: str, progress: StepProgress) -> dict:
                                            baseline=cfg.deletion_baseline, seed=cfg.seed)  # fmt: skip
                 metrics["deletion_auc"] = curve_area(fr, probs)
             d_img, d_maps = resize_for_display(u8, maps, size=size)
-            rendered = {
-                "heat": heatmap_batch(d_img, d_maps, alpha=cfg.alpha).cpu().numpy(),
-                "occlusion": occlusion_batch(d_img, d_maps, hidden=cfg.hidden,
-                                             fill=cfg.occlusion_fill).cpu().numpy(),
-            }  # fmt: skip
+            on_device = render_stimuli(
+                d_img,
+                d_maps,
+                alpha=cfg.alpha,
+                hidden=cfg.hidden,
+                catch_hidden=cfg.catch_hidden,
+                fill=cfg.occlusion_fill,
+            )
+            rendered = {k: v.cpu().numpy() for k, v in on_device.items()}  # uint8 only
             maps_cpu = maps.detach().cpu()
             for b in range(u8.shape[0]):
                 rec = records[start + b]
                 blank = is_blank(maps_cpu[b])
-                for kind, arr in rendered.items():
-                    file = f"stimuli/{label}/{method}/{kind}/{key_file(rec.key)}"
+                for (kind, catch), arr in rendered.items():
+                    file = stimulus_file(label, method, kind, catch, rec.key)
                     save_png(ctx.workdir / file, arr[b])
-                    stimuli.append({
+                    hidden = cfg.catch_hidden if catch == "light" else cfg.hidden
+                    row = {
                         "image_key": rec.key, "variant": label, "kind": kind, "method": method,
                         "file": file, "predicted_class": int(pred[b]), "blank": blank,
-                        "metrics": {k: float(v[b]) for k, v in metrics.items()},
+                        "metrics": {} if catch else {k: float(v[b]) for k, v in metrics.items()},
                         "provenance": {
                             "checkpoint_sha256": vs["checkpoint_sha256"],
                             "cpr": vs["cpr_target"], "cpr_measured": vs["cpr_measured"],
                             "method": method,
                             "layer": layer_name if method in LAYER_METHODS else None,
-                            "colormap": COLORMAP_NAME, "alpha": cfg.alpha, "hidden": cfg.hidden,
+                            "colormap": COLORMAP_NAME, "alpha": cfg.alpha, "hidden": hidden,
                             "occlusion_fill": list(cfg.occlusion_fill),
                             "display_size": size,
                             "preprocessing": ctx.preprocessing.describe(),
                             "seed": cfg.seed, "versions": vers,
                         },
-                    })  # fmt: skip
+                    }  # fmt: skip
+                    if catch:
+                        row["catch"] = catch
+                        row["provenance"]["catch"] = catch
+                    stimuli.append(row)
             done += 1
             progress(done / n_jobs, f"{label}: {method} {start + u8.shape[0]}/{len(records)}")
-    return {"variant": label, "layer": layer_name, "stimuli": stimuli}
+    return {"variant": label, "layer": layer_name, "catch": list(CATCH_KINDS), "stimuli": stimuli}

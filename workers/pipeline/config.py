@@ -43,6 +43,7 @@ class PipelineConfig:
     methods: tuple[str, ...] = ("gradcam",)
     alpha: float = 0.4
     hidden: float = 0.9
+    catch_hidden: float = 0.25  # 'light' catch occlusion-maps hide this share (class obvious)
     seed: int = 0
     device: str | None = None  # None: cuda if available else cpu
     # --- pruning
@@ -129,6 +130,8 @@ class PipelineConfig:
             e.append("alpha must be in [0, 1]")
         if not 0 <= self.hidden <= 1:
             e.append("hidden must be in [0, 1]")
+        if not 0 <= self.catch_hidden < self.hidden:
+            e.append("catch_hidden must be in [0, hidden): a catch map must hide less")
         if self.images_per_class < 1:
             e.append("images_per_class must be >= 1")
         if self.augment not in (None, "none", "hflip", "dihedral"):

@@ -7,7 +7,7 @@ Schema (paths relative to the work directory)::
                    checkpoint, checkpoint_sha256, per_layer, timings, ...}],
      "images": [{key, class_index, split, file, mask}],
      "stimuli": [{image_key, variant, kind, method, file, predicted_class, blank,
-                  metrics, provenance}],
+                  metrics, provenance, catch?}],  # catch: "rot180" | "light", absent if real
      "metrics_summary", "skipped_images", "timings"}
 """
 

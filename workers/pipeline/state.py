@@ -66,16 +66,20 @@ EXECUTION_ONLY_KEYS: frozenset[str] = frozenset({"device", "num_workers"})
 def bind_config(workdir: Path, cfg: PipelineConfig) -> None:
     """Store ``cfg`` in ``workdir/config.json``, or check it matches the stored one.
 
-    Keys in :data:`EXECUTION_ONLY_KEYS` are not compared.
+    Keys in :data:`EXECUTION_ONLY_KEYS` are not compared. A key missing from the
+    stored config (a field added since that run, e.g. ``catch_hidden``) compares
+    as its default, so an older work directory resumes under a newer code base.
     """
     path = Path(workdir) / "config.json"
     current = jsonable(cfg.to_dict())
     if path.exists():
         stored = read_json(path)
+        defaults = jsonable(PipelineConfig().to_dict())
         diff = sorted(
             k
             for k in set(stored) | set(current)
-            if k not in EXECUTION_ONLY_KEYS and stored.get(k) != current.get(k)
+            if k not in EXECUTION_ONLY_KEYS
+            and stored.get(k, defaults.get(k)) != current.get(k, defaults.get(k))
         )
         if diff:
             raise ValueError(

@@ -254,14 +254,14 @@ def step_select(ctx: RunContext, progress: StepProgress) -> dict:
 
 # --- metrics ------------------------------------------------------------------------------
 def step_metrics(ctx: RunContext, progress: StepProgress) -> dict:
-    """Mean of each metric per (variant, method) over heat stimuli (one per map)."""
+    """Mean of each metric per (variant, method) over real heat stimuli (one per map)."""
     table: dict[str, dict[str, dict[str, float | None]]] = {}
     for label in ctx.cfg.variant_labels:
         marker = read_marker(ctx.workdir, f"attribute:{label}")
         assert marker is not None
         per_method: dict[str, dict[str, list[float]]] = {}
         for s in marker["summary"]["stimuli"]:
-            if s["kind"] != "heat":
+            if s["kind"] != "heat" or s.get("catch"):
                 continue
             for k, v in s["metrics"].items():
                 per_method.setdefault(s["method"], {}).setdefault(k, [])

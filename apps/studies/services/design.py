@@ -60,7 +60,25 @@ def experiment_create(
     position: int | None = None,
     min_viewing_ms: int = 0,
     min_screen_width: int = 0,
+    catch_percent: int | None = None,
+    practice_trials: int | None = None,
+    attention_checks: int | None = None,
+    probe_percent: int | None = None,
+    consent_text: str = "",
+    reopen_excluded: bool = True,
 ) -> Experiment:
+    """Add an experiment to a draft study. A ``None`` check setting keeps the model's
+    default (catch trials, practice trials, attention checks, probes)."""
+    checks = {
+        name: value
+        for name, value in (
+            ("catch_percent", catch_percent),
+            ("practice_trials", practice_trials),
+            ("attention_checks", attention_checks),
+            ("probe_percent", probe_percent),
+        )
+        if value is not None
+    }
     if study.status != Study.Status.DRAFT:
         raise ConflictError(f"Study '{study.slug}' is {study.status}; add experiments to a draft.")
     experiment = Experiment(
@@ -81,6 +99,9 @@ def experiment_create(
         instructions=instructions,
         min_viewing_ms=min_viewing_ms,
         min_screen_width=min_screen_width,
+        consent_text=consent_text,
+        reopen_excluded=reopen_excluded,
+        **checks,
         position=study.experiments.count() if position is None else position,
     )
     experiment.full_clean()

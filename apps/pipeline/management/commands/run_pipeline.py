@@ -253,11 +253,13 @@ class Command(BaseCommand):
                 f"{v.label:>8} {v.cpr_measured:8.3f} {100 * v.conv_sparsity:8.2f}% {acc:>9}"
             )
         n_images = family.images.count()
-        n_stimuli = Stimulus.objects.filter(variant__family=family).count()
+        n_stimuli = Stimulus.objects.filter(variant__family=family, catch="").count()
+        n_catch = Stimulus.objects.filter(variant__family=family).exclude(catch="").count()
         total = sum(job.timings.values()) if job.timings else 0.0
         took = f"{total:.1f} s" if total < 120 else f"{total / 60:.1f} min"
         self.stdout.write(
-            f"{n_images} stimulus images, {n_stimuli} stimuli; the steps took {took}. "
+            f"{n_images} stimulus images, {n_stimuli} stimuli (+{n_catch} for catch trials); "
+            f"the steps took {took}. "
             "Next: create a study for this family in the admin."
         )
 

@@ -18,4 +18,8 @@ app.autodiscover_tasks(lambda: ["workers"])
 # Periodic tasks, for `celery -A config beat` (or a worker started with -B).
 app.conf.beat_schedule = {
     "expire-leases": {"task": "workers.tasks.cpu_expire_leases", "schedule": 60.0},
+    "quality-pass": {
+        "task": "workers.tasks.cpu_quality_pass",
+        "schedule": float(os.environ.get("QUALITY_PASS_SECONDS", "300")),
+    },
 }

@@ -175,6 +175,10 @@ ASSIGNMENT_LEASE_SECONDS = env_int("ASSIGNMENT_LEASE_SECONDS", 30 * 60)
 # How long the task page waits before asking again when every task left is on
 # someone else's screen, and while the study is paused.
 RATER_WAIT_RETRY_SECONDS = env_int("RATER_WAIT_RETRY_SECONDS", 5)
+# Quality in the loop (apps.studies.services.quality): how often Celery beat
+# judges the raters of live studies, and after how many answers a rater is judged.
+QUALITY_PASS_SECONDS = env_int("QUALITY_PASS_SECONDS", 300)
+QUALITY_MIN_ANSWERS = env_int("QUALITY_MIN_ANSWERS", 5)
 RATER_PAUSED_RETRY_SECONDS = env_int("RATER_PAUSED_RETRY_SECONDS", 30)
 # Plain links only: new participations allowed per browser / per client IP in
 # one hour (0 = no limit). The IP is stored only as a keyed hash.

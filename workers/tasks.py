@@ -59,3 +59,17 @@ def cpu_expire_leases() -> int:
     from apps.studies.allocation import leases_expire
 
     return leases_expire(now=clock.now())
+
+
+@shared_task(
+    name="workers.tasks.cpu_quality_pass",
+    autoretry_for=TRANSIENT_ERRORS,
+    max_retries=2,
+    ignore_result=True,
+)
+def cpu_quality_pass() -> int:
+    """Periodic (Celery beat, ``QUALITY_PASS_SECONDS``): judge the raters of live studies,
+    exclude per the quality rules and reopen their slots (``apps.studies.services.quality``)."""
+    from apps.studies.services.quality import live_studies_quality_pass
+
+    return sum(len(p.excluded) for p in live_studies_quality_pass().values())

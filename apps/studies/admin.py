@@ -341,11 +341,75 @@ class RaterAdmin(ReadOnlyAdmin):
     search_fields = ("external_id", "public_id")
 
 
+def _figure(value, *, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.0f}%" if percent else f"{value:g}"
+
+
+class ExcludedFilter(admin.SimpleListFilter):
+    title = "excluded by the quality rules"
+    parameter_name = "excluded"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Excluded"), ("no", "Not excluded"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(excluded_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(excluded_at__isnull=True)
+        return queryset
+
+
 @admin.register(Participation)
 class ParticipationAdmin(ReadOnlyAdmin):
-    list_display = ("rater", "experiment", "status", "answered", "target", "completion_code")
-    list_filter = ("status", "experiment__study")
+    """Per-rater quality while the study runs (``manage.py quality_pass``, Celery beat)."""
+
+    list_display = (
+        "rater",
+        "experiment",
+        "status",
+        "answered",
+        "target",
+        "checks",
+        "attention",
+        "catch",
+        "consistency",
+        "median_time",
+        "left_share",
+        "exclusion_reasons",
+        "completion_code",
+    )
+    list_filter = ("status", ExcludedFilter, "experiment__study")
     list_select_related = ("rater", "experiment__study")
+
+    @admin.display(description="checks")
+    def checks(self, obj: Participation) -> str:
+        return f"{obj.checks_answered}/{obj.checks_planned}"
+
+    @admin.display(description="attention failed")
+    def attention(self, obj: Participation) -> str:
+        q = obj.quality or {}
+        if not q.get("n_attention"):
+            return "-"
+        return f"{q.get('attention_failed', 0)} of {q['n_attention']}"
+
+    @admin.display(description="catch accuracy")
+    def catch(self, obj: Participation) -> str:
+        return _figure((obj.quality or {}).get("catch_accuracy"), percent=True)
+
+    @admin.display(description="consistency")
+    def consistency(self, obj: Participation) -> str:
+        return _figure((obj.quality or {}).get("consistency"), percent=True)
+
+    @admin.display(description="median ms")
+    def median_time(self, obj: Participation) -> str:
+        return _figure((obj.quality or {}).get("median_ms"))
+
+    @admin.display(description="left share")
+    def left_share(self, obj: Participation) -> str:
+        return _figure((obj.quality or {}).get("share_left_more"), percent=True)
 
 
 @admin.register(Assignment)

@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from apps.studies import apis, views
+from apps.studies import apis, preview_views, views
 
 
 class ExperimentCode:
@@ -27,18 +27,22 @@ urlpatterns = [
     path("r/<code:code>/task/", views.TaskPageView.as_view(), name="rater-task"),
     path("r/<code:code>/practice/", views.PracticeView.as_view(), name="rater-practice"),
     path("r/<code:code>/done/", views.DoneView.as_view(), name="rater-done"),
-    path("r/<code:code>/preview/", views.PreviewJoinView.as_view(), name="rater-preview"),
+    path("r/<code:code>/preview/", preview_views.PreviewJoinView.as_view(), name="rater-preview"),
     path(
         "r/<code:code>/preview/practice/<int:number>/",
-        views.PreviewPracticeView.as_view(),
+        preview_views.PreviewPracticeView.as_view(),
         name="rater-preview-practice",
     ),
     path(
         "r/<code:code>/preview/task/<int:number>/",
-        views.PreviewTaskView.as_view(),
+        preview_views.PreviewTaskView.as_view(),
         name="rater-preview-task",
     ),
-    path("r/<code:code>/preview/done/", views.PreviewDoneView.as_view(), name="rater-preview-done"),
+    path(
+        "r/<code:code>/preview/done/",
+        preview_views.PreviewDoneView.as_view(),
+        name="rater-preview-done",
+    ),
     path("api/r/<code:code>/next", apis.AssignmentNextApi.as_view(), name="api-assignment-next"),
     path(
         "api/r/<code:code>/responses",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.studies.models import Participation, PracticeAnswer, Rater, Response
+from apps.studies.models import CheckItem, Participation, PracticeAnswer, Rater, Response
 from tests.studies.test_onboarding import onboarding_study
 
 VIEWPORTS = [(1280, 800), (390, 844)]
@@ -111,3 +111,51 @@ def test_consent_instructions_practice_tasks_done(live_server, page, width, heig
     participation = Participation.objects.get()
     assert participation.consented_at is not None and participation.practice_done == 2
     assert PracticeAnswer.objects.count() == 2 and Response.objects.count() == target
+
+
+@pytest.mark.parametrize("width,height", VIEWPORTS)
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_run_with_checks_catch_trials_and_probes_reaches_the_end(
+    live_server, page, width, height
+):
+    """Defaults on: an attention check asks its own question (the rater follows it), a
+    probe and catch trials look like tasks, and the progress counts every item."""
+    study = onboarding_study(
+        tasks_per_rater=6, practice_trials=0, attention_checks=1, probe_percent=20,
+        catch_percent=25, images_per_class=2,
+    )  # fmt: skip
+    experiment = study.experiments.get(slug="pwh")
+    code = experiment.code
+    page.set_viewport_size({"width": width, "height": height})
+    page.goto(f"{live_server.url}/r/{code}/")
+    page.check("#consent")
+    page.click("#start")
+    total = 6 + 1 + 1
+    default_question = "Which explanation is more reasonable?"
+    instructed = 0
+    for number in range(1, total + 1):
+        page.wait_for_function(
+            "([t]) => document.getElementById('progress-text').textContent === t"
+            " && document.querySelectorAll('#options button:not([disabled])').length > 0",
+            arg=[f"Task {number} of {total}"],
+        )
+        question = page.inner_text("#question")
+        if question != default_question:
+            instructed += 1
+            assert question.startswith("For this pair, please choose")
+            label = question.split("\u201c", 1)[1].rsplit("\u201d", 1)[0]
+            _no_sideways_scroll(page)
+            page.screenshot(
+                path=str(_shots_dir() / f"attention-check-{width}x{height}.png"), full_page=True
+            )
+            page.locator("#options button", has_text=label).first.click()
+        else:
+            page.locator("#options button:not([disabled])").last.click()
+    page.wait_for_selector("#done[data-reason='completed']")
+    assert instructed == 1
+    item = CheckItem.objects.get(kind="attention")
+    assert item.choice == item.instructed_choice  # the rater did what the question said
+    probe = CheckItem.objects.get(kind="probe")
+    assert probe.submitted_at is not None
+    assert Response.objects.count() == 6

@@ -40,7 +40,7 @@ def study_metrics_table(*, study: Study) -> pd.DataFrame:
     """One row per (variant label, image) with the stored explanation metrics."""
     rows = []
     for label, image_id, metrics in Stimulus.objects.filter(
-        variant__family=study.family, kind=Stimulus.Kind.HEAT
+        variant__family=study.family, kind=Stimulus.Kind.HEAT, catch=""
     ).values_list("variant__label", "image_id", "metrics"):
         row = {"condition": label, "image_id": str(image_id)}
         row.update({key: (metrics or {}).get(key) for key in METRIC_KEYS})
@@ -104,24 +104,43 @@ def study_results(*, study: Study) -> StudyResults | None:
     return StudyResults(study=study, out_dir=out_dir, n_answers=state["count"])
 
 
-def study_rater_exclusions(*, study: Study, rules=None) -> dict[str, str]:
-    """Rater public id -> the quality rules that exclude the rater (``"catch;too_fast"``).
+def study_rater_quality(*, study: Study, rules=None, by_experiment: bool = False) -> pd.DataFrame:
+    """The per-rater quality table of ``study`` (``engine.quality.QUALITY_COLUMNS``).
 
-    The same rules and code as the analysis (``engine.quality``), over the
-    study's stored answers; raters no rule excludes are absent.
+    The same code path as the analysis: the study's response CSV (answers and
+    check items) is written, loaded and scored by ``engine.quality``. One row
+    per rater public id (``rater_id``), or per rater and experiment slug
+    (``by_experiment``, an ``experiment`` column after ``rater_id``: what a
+    provider's submission, which covers one experiment, is judged on). Empty,
+    with the columns, for a study without answers.
     """
     import tempfile
 
     from apps.analysis.engine import quality
     from apps.analysis.engine.loading import load_responses
 
+    columns = list(quality.QUALITY_COLUMNS)
+    if by_experiment:
+        columns.insert(1, "experiment")
     with tempfile.TemporaryDirectory(prefix="xai-quality-") as folder:
         path = Path(folder) / "responses.csv"
         with path.open("w", encoding="utf-8", newline="") as fh:
             count = write_responses_csv(study=study, out=fh)
         if not count:
-            return {}
-        responses = load_responses(path)
-    table = quality.rater_quality(responses, rules or quality.QualityRules())
-    excluded = table[table["excluded"]]
+            return pd.DataFrame(columns=columns)
+        responses = load_responses(path, classes=tuple(study.family.class_names) or None)
+    table = quality.rater_quality(
+        responses, rules or quality.QualityRules(), by_experiment=by_experiment
+    )
+    return table[columns]
+
+
+def study_rater_exclusions(*, study: Study, rules=None) -> dict[str, str]:
+    """Rater public id -> the quality rules that exclude the rater (``"catch;too_fast"``).
+
+    The same rules and code as the analysis (:func:`study_rater_quality`), over
+    the study's stored answers; raters no rule excludes are absent.
+    """
+    table = study_rater_quality(study=study, rules=rules)
+    excluded = table[table["excluded"].astype(bool)]
     return dict(zip(excluded["rater_id"].astype(str), excluded["reasons"], strict=True))

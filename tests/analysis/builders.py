@@ -118,3 +118,30 @@ def table7_experiment() -> pd.DataFrame:
                 fc_row("exp2", task, f"r{i % 5}-{img % 7}", cond, true, answer, image=f"img{img}")
             )
     return frame(rows)
+
+
+def full_frame(rows) -> pd.DataFrame:
+    """Rows in the export's full column set (flags and check columns; "" / false if unset)."""
+    from apps.studies.csv_contract import RESPONSE_COLUMNS
+
+    defaults = {"late": "false", "over_quota": "false", "reopened": "false"}
+    filled = [{c: row.get(c, defaults.get(c, "")) for c in RESPONSE_COLUMNS} for row in rows]
+    return pd.DataFrame(filled, columns=list(RESPONSE_COLUMNS))
+
+
+def attention(row: dict, answer, expected) -> dict:
+    """An attention check shown on ``row``'s task, answered ``answer``, instructed ``expected``."""
+    return {**row, "answer": str(answer), "answer_raw": f"check:{answer}",
+            "check_kind": "attention", "expected": str(expected)}  # fmt: skip
+
+
+def probe(row: dict, answer) -> dict:
+    """A consistency probe of ``row`` (sides swapped on pairwise), answered ``answer``."""
+    swapped = {"a": "b", "b": "a"}.get(row["shown_left"], "")
+    return {**row, "answer": str(answer), "answer_raw": f"probe:{answer}",
+            "shown_left": swapped, "probe_of": row["task_id"]}  # fmt: skip
+
+
+def catch(row: dict, expected) -> dict:
+    """``row`` turned into a catch trial (pairwise: build it with condition_b == condition_a)."""
+    return {**row, "check_kind": "catch", "expected": str(expected)}

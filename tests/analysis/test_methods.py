@@ -49,10 +49,8 @@ def test_bradley_terry_orders_conditions_by_wins(tmp_path):
     for t in range(30):
         for i, v in enumerate([-2, -1, -1 if t % 2 else 1, 0, 1]):
             rows.append(pairwise_row("e", t, f"r{i}-{t % 3}", "cpr1", "cpr2", v, image=f"i{t}"))
-    # when
-    opts = AnalysisOptions(
-        n_boot=200, figures=False, rules=QualityRules(straight_line_min_answers=1000)
-    )
+    # when (every answer shown with A on the left: no rule on raters here)
+    opts = AnalysisOptions(n_boot=200, figures=False, include_excluded=True)
     bt = run_analysis(frame(rows), tmp_path, options=opts).tables["bradley_terry"]
     # then
     s = bt.set_index("condition")

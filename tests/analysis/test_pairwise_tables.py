@@ -168,9 +168,12 @@ def test_position_bias_is_detected_when_raters_favour_the_left(tmp_path):
         rows.append(
             pairwise_row("e", t, f"r{i}", "cpr1", "cpr2", 1 if side == "a" else -1, shown_left=side)
         )
-    # when
-    bias = _run(frame(rows), tmp_path)["position_bias"].iloc[0]
+    # when (the side_bias rule would exclude every one of them: keep them to measure it)
+    default = _run(frame(rows), tmp_path / "default")
+    kept = AnalysisOptions(n_boot=0, figures=False, include_excluded=True)
+    bias = _run(frame(rows), tmp_path / "kept", kept)["position_bias"].iloc[0]
     # then
+    assert set(default["excluded_raters"]["reasons"]) == {"side_bias"}
     assert bias["share_left_more"] == 1.0
     assert bias["binom_p"] < 1e-6
     assert isinstance(bias, pd.Series)

@@ -24,6 +24,11 @@ from tests.studies.helpers import answer_one, join
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+LONG_REASON = (
+    "You chose a different option than the one each attention question asked for, in two of "
+    "the attention questions of this study."
+)
+
 
 class MemoryCrowd(CrowdProvider):
     """A crowd whose records the test writes; approvals, rejections and bonuses are counted."""
@@ -175,23 +180,23 @@ def test_work_cut_short_by_closing_the_study_is_approved_on_the_next_run(crowd):
     assert [d.action for d in study_pay(study=study).done] == ["approve"]
 
 
-def test_excluded_raters_are_held_without_a_reason_and_rejected_with_one(crowd):
+def test_raters_excluded_for_speed_are_paid_and_their_data_left_out(crowd):
+    """Through the real response CSV: a rule other than failed attention checks never
+    rejects, even with a --reject-reason; the reason on the submission says why the data
+    is excluded."""
     study, publication = _published()
     _finishes(publication, 1)
     Response.objects.filter(rater__external_id=_worker(1)).update(response_ms=50)  # too fast
     _submitted(crowd, 1)
 
-    held = study_pay(study=study)
-    assert [(d.action, d.reason) for d in held.decisions] == [
-        ("hold", "excluded by quality rules (too_fast); no --reject-reason")
-    ]
-    assert crowd.sent == []
+    report = study_pay(study=study, reject_reason=LONG_REASON)
 
-    rejected = study_pay(study=study, reject_reason="You answered faster than reading allows.")
-    assert [d.action for d in rejected.done] == ["reject"]
-    assert crowd.sent == [("reject", "ASG000000001")]
+    assert [(d.action, d.reason) for d in report.done] == [
+        ("approve", "paid; data excluded by quality rules (too_fast)")
+    ]
+    assert crowd.sent == [("approve", "ASG000000001")]
     submission = Submission.objects.get()
-    assert submission.decision == "rejected" and "too_fast" in submission.decision_reason
+    assert submission.decision == "approved" and "too_fast" in submission.decision_reason
 
 
 def test_work_the_provider_approved_by_itself_still_gets_its_bonus(crowd):

@@ -5,6 +5,14 @@ distinct values of a column and maps back to rows through the integer codes:
 a million rows validate in well under a second and strings are stored once.
 Any problem raises :class:`AnalysisInputError` naming the first offending data
 row (1-based) and the column; nothing is silently dropped or coerced.
+
+Check rows (``check_kind`` attention or catch, or the older ``is_catch``) and
+consistency probes (``probe_of`` set) are split off into ``Responses.checks``
+*before* the checks that only hold for real tasks (two different conditions,
+condition_a the lower CPR, one answer per rater and task, known conditions):
+an attention check repeats a task the rater already answered, a pairwise catch
+shows one condition on both sides. They never reach ``Responses.df``, the
+rows every table is computed from; :mod:`.checks` validates and scores them.
 """
 
 from __future__ import annotations
@@ -16,17 +24,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from apps.studies.csv_contract import FLAG_COLUMNS
+from apps.studies.csv_contract import CHECK_COLUMNS, FLAG_COLUMNS
 from apps.studies.csv_contract import REQUIRED_COLUMNS as _CONTRACT_REQUIRED
 
+from . import checks as _checks
 from .conditions import LABEL, sort_conditions
 from .errors import AnalysisInputError
 
 REQUIRED_COLUMNS: tuple[str, ...] = _CONTRACT_REQUIRED  # the export's contract
 # Optional columns the engine understands; any other extra column is ignored.
 # late / over_quota: written by every export since the allocation engine;
-# older files without them load with both false.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("is_catch", "excluded", "catch_expected", *FLAG_COLUMNS)
+# older files without them load with both false. check_kind / probe_of /
+# expected / reopened: the check items (README "Response CSV"); older files
+# without them hold real tasks only. is_catch / catch_expected / excluded: the
+# first catch-trial format, still read.
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "is_catch",
+    "excluded",
+    "catch_expected",
+    *FLAG_COLUMNS,
+    *CHECK_COLUMNS,
+)
 # submitted_at is required in the header but its values are not used by any table.
 _UNUSED = {"submitted_at", "study"}
 
@@ -57,17 +75,25 @@ class ExperimentInfo:
 class Responses:
     """Validated answers, one row per answer, plus per-experiment facts.
 
-    ``df`` columns: row (1-based data row), experiment, task (int, unique over
+    ``df``: the real task answers, the only rows any table is computed from.
+    Columns: row (1-based data row), experiment, task (int, unique over
     experiments), task_id, rater, rater_source, condition_a, condition_b,
     shown_left_a (bool), value (int8: pairwise answer from condition_a's view),
     answer (categorical: the answer text), answer_raw, response_ms (float),
-    image_id, image_class, is_catch (bool), excluded_flag (bool), catch_expected,
-    late (bool), over_quota (bool: a late answer kept outside the task's quota).
+    image_id, image_class, excluded_flag (bool), late (bool), over_quota (bool:
+    a late answer kept outside the task's quota), reopened (bool: the rater was
+    excluded while the study ran and the answer's slot went to someone else).
+    Over-quota and reopened rows stay here (rater quality counts them); the
+    runner leaves them out of the tables.
+
+    ``checks``: attention checks, catch trials and consistency probes, one row
+    each, for rater quality only (columns: :data:`.checks.CHECK_FRAME_COLUMNS`).
     """
 
     df: pd.DataFrame
     experiments: dict[str, ExperimentInfo] = field(default_factory=dict)
     source: str = ""
+    checks: pd.DataFrame = field(default_factory=lambda: _checks.empty_frame())
 
 
 class _Col:
@@ -246,6 +272,7 @@ def load_responses(
     excluded_flag = _truthy(cols["excluded"], source) if "excluded" in cols else np.zeros(n, bool)
     late = _truthy(cols["late"], source) if "late" in cols else np.zeros(n, bool)
     over_quota = _truthy(cols["over_quota"], source) if "over_quota" in cols else np.zeros(n, bool)
+    reopened = _truthy(cols["reopened"], source) if "reopened" in cols else np.zeros(n, bool)
     catch_expected = np.full(n, np.nan)
     if "catch_expected" in cols:
         ce = cols["catch_expected"]
@@ -253,6 +280,11 @@ def load_responses(
         bad = np.isnan(num) & np.asarray([x != "" for x in ce.labels])
         _fail_first(bad[ce.codes], "catch_expected", "not a number", source, ce)
         catch_expected = num[ce.codes]
+    # Which rows are checks and probes: decided before any real-task rule.
+    kinds = _checks.row_kinds(cols, is_catch, n, source)
+    check = kinds.check  # attention or catch (incl. is_catch)
+    table = kinds.table  # real tasks: the only rows of the tables
+    answer_row = ~kinds.probe & ~kinds.attention  # one per rater and task
 
     # Scale: 3, 5 or 7 on pairwise rows, one scale per experiment.
     sp = cols["scale_points"]
@@ -281,6 +313,8 @@ def load_responses(
     # Conditions.
     ca, cb = cols["condition_a"], cols["condition_b"]
     for c, rows in ((ca, np.ones(n, bool)), (cb, pairwise)):
+        # Label syntax on every row; the study's conditions on every row but checks
+        # (a pairwise catch pairs a condition with itself).
         _fail_first(
             rows & c.mask_of(lambda v: not LABEL.match(v)),
             c.name,
@@ -291,7 +325,7 @@ def load_responses(
         if known_conditions is not None:
             known = set(known_conditions)
             _fail_first(
-                rows & c.mask_of(lambda v, known=known: v not in known),
+                rows & ~check & c.mask_of(lambda v, known=known: v not in known),
                 c.name,
                 lambda v, known=known: f"unknown condition {v!r} (study has {sorted(known)})",
                 source,
@@ -299,13 +333,13 @@ def load_responses(
             )
     a_vals = ca.values()
     b_vals = cb.values()
-    same = pairwise & (a_vals == b_vals)
+    same = pairwise & ~check & (a_vals == b_vals)
     _fail_first(same, "condition_b", "condition_b equals condition_a", source)
     order = {lab: i for i, lab in enumerate(sort_conditions([*ca.labels, *cb.labels]))}
     rank_a = np.asarray([order[x] for x in ca.labels])[ca.codes]
     rank_b = np.asarray([order.get(x, -1) for x in cb.labels])[cb.codes]
     _fail_first(
-        pairwise & ~is_catch & (rank_a > rank_b),
+        pairwise & ~check & (rank_a > rank_b),
         "condition_a",
         "condition_a must be the lower CPR of the pair (answers are from its point of view)",
         source,
@@ -320,13 +354,15 @@ def load_responses(
         c = cols[name]
         _check_constant(task, n_tasks, c.codes, name, "a task must show one stimulus", source, c)
     rater = cols["rater_id"]
+    # One answer per rater and task, among the answers (real tasks and catch trials):
+    # an attention check or a probe repeats a task the rater answered.
     key = task.astype(np.int64) * len(rater.labels) + rater.codes
-    order_idx = np.argsort(key, kind="stable")
-    dup_sorted = np.zeros(n, bool)
-    dup_sorted[1:] = key[order_idx[1:]] == key[order_idx[:-1]]
+    answer_idx = np.flatnonzero(answer_row)
+    order_idx = answer_idx[np.argsort(key[answer_idx], kind="stable")]
     dup = np.zeros(n, bool)
-    dup[order_idx] = dup_sorted
+    dup[order_idx[1:]] = key[order_idx[1:]] == key[order_idx[:-1]]
     _fail_first(dup, "rater_id", "the same rater answered this task twice", source)
+    original = _checks.probe_originals(kinds, key, answer_row, cols, source)
 
     # response_ms: a non-negative number, or empty (the rater API does not require it;
     # such answers count everywhere but in the speed figures).
@@ -386,10 +422,13 @@ def load_responses(
 
     experiments: dict[str, ExperimentInfo] = {}
     for e, name in enumerate(exp.labels):
-        rows = exp.codes == e
-        if not rows.any():
+        in_exp = exp.codes == e
+        if not in_exp.any():
             continue
-        first = int(np.flatnonzero(rows)[0])
+        # The experiment's conditions and classes come from its real tasks only (a
+        # catch image's class or a check's instructed answer must not add any).
+        rows = in_exp & table if (in_exp & table).any() else in_exp
+        first = int(np.flatnonzero(in_exp)[0])
         e_kind = kind.labels[kind.codes[first]]
         conds = set(ca.labels[np.unique(ca.codes[rows])])
         if e_kind == PAIRWISE:
@@ -404,8 +443,17 @@ def load_responses(
                 else set(img_cls.labels[np.unique(img_cls.codes[rows])])
             )
             allowed_answers = cls | {IDK}
+            # A check may instruct, or show, a class no real task of the experiment shows.
+            check_answers = allowed_answers | (
+                _checks.check_answers(kinds, in_exp, img_cls, cols) if classes is None else set()
+            )
             _fail_first(
-                rows & ans.mask_of(lambda v, a=allowed_answers: v not in a),
+                in_exp
+                & np.where(
+                    check,
+                    ans.mask_of(lambda v, a=check_answers: v not in a),
+                    ans.mask_of(lambda v, a=allowed_answers: v not in a),
+                ),
                 "answer",
                 lambda v, c=cls: (
                     f"forced-choice answer {v!r} is neither a class ({sorted(c)}) nor 'idk'"
@@ -417,28 +465,38 @@ def load_responses(
                 name, FORCED_CHOICE, None, tuple(sort_conditions(conds)), tuple(sorted(cls))
             )
 
-    df = pd.DataFrame(
-        {
-            "row": np.arange(1, n + 1, dtype=np.int64),
-            "experiment": exp.categorical(),
-            "task": task.astype(np.int64),
-            "task_id": tid.categorical(),
-            "rater": rater.categorical(),
-            "rater_source": src.categorical(),
-            "condition_a": ca.categorical(),
-            "condition_b": cb.categorical(),
-            "shown_left_a": shown_left_a,
-            "value": value.astype(np.int8),
-            "answer": ans.categorical(),
-            "answer_raw": cols["answer_raw"].categorical(),
-            "response_ms": response_ms,
-            "image_id": cols["image_id"].categorical(),
-            "image_class": img_cls.categorical(),
-            "is_catch": is_catch,
-            "excluded_flag": excluded_flag,
-            "catch_expected": catch_expected,
-            "late": late,
-            "over_quota": over_quota,
-        }
+    _checks.validate_expected(
+        kinds, cols, pairwise=pairwise, k=(scale_num - 1) // 2, classes=classes, source=source
     )
-    return Responses(df=df, experiments=experiments, source=source)
+    columns = {
+        "row": np.arange(1, n + 1, dtype=np.int64),
+        "experiment": exp.categorical(),
+        "task": task.astype(np.int64),
+        "task_id": tid.categorical(),
+        "rater": rater.categorical(),
+        "rater_source": src.categorical(),
+        "condition_a": ca.categorical(),
+        "condition_b": cb.categorical(),
+        "shown_left_a": shown_left_a,
+        "value": value.astype(np.int8),
+        "answer": ans.categorical(),
+        "answer_raw": cols["answer_raw"].categorical(),
+        "response_ms": response_ms,
+        "image_id": cols["image_id"].categorical(),
+        "image_class": img_cls.categorical(),
+        "excluded_flag": excluded_flag,
+        "late": late,
+        "over_quota": over_quota,
+        "reopened": reopened,
+    }
+    df = pd.DataFrame({name: values[table] for name, values in columns.items()})
+    checks = _checks.check_frame(
+        kinds,
+        columns,
+        pairwise=pairwise,
+        catch_expected=catch_expected,
+        original=original,
+    )
+    return Responses(
+        df=df.reset_index(drop=True), experiments=experiments, source=source, checks=checks
+    )

@@ -26,7 +26,10 @@ class AnalysisOptions:
     ci_level: two-sided CI level; bootstrap_units: tasks | raters | both;
     include_excluded: keep raters that the quality rules exclude;
     include_over_quota: keep late answers that were stored outside their
-    task's quota (left out by default: the task already had its answers);
+    task's quota (left out by default: the task already had its answers).
+    Answers marked ``reopened`` (their slot went to another rater) and check
+    items (attention checks, catch trials, consistency probes) never enter the
+    tables; they count for rater quality only;
     target_ci_width: full CI width the power estimate aims for;
     figures: draw PNG+SVG figures; metrics / model_accuracy: optional side
     tables (path or DataFrame); known_conditions / classes: see load_responses.
@@ -191,12 +194,12 @@ def run_analysis(df_or_path, out_dir, *, options: AnalysisOptions | None = None)
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    df = responses.df
-    n_in = len(df)
+    df = responses.df  # real tasks only: checks and probes are in responses.checks
+    n_in = len(df) + len(responses.checks)
 
     rq = quality.rater_quality(responses, opts.rules)
     excluded = rq.loc[rq["excluded"], ["rater_id", "rater_source", "n_answers", "reasons"]]
-    keep = ~df["is_catch"].to_numpy()
+    keep = ~df["reopened"].to_numpy()
     if not opts.include_over_quota:
         keep &= ~df["over_quota"].to_numpy()
     if not opts.include_excluded and len(excluded):
@@ -500,20 +503,26 @@ def run_analysis(df_or_path, out_dir, *, options: AnalysisOptions | None = None)
 def _readme(
     responses: Responses, opts: AnalysisOptions, result: AnalysisResult, rq: pd.DataFrame
 ) -> str:
-    n_catch = int(responses.df["is_catch"].sum())
+    kinds = responses.checks["kind"].astype(str).value_counts()
+    n_checks = len(responses.checks)
     n_over = int(responses.df["over_quota"].sum())
+    n_reopened = int(responses.df["reopened"].sum())
     excl = result.excluded_raters
     state = "INCLUDED (--include-excluded)" if opts.include_excluded else "left out"
     lines = [
         "# Analysis results",
         "",
         f"Input: {responses.source or 'DataFrame'}; {result.n_answers_in} answers, "
-        f"{responses.df['rater'].nunique()} raters, {len(responses.experiments)} experiment(s): "
+        f"{len(rq)} raters, {len(responses.experiments)} experiment(s): "
         + ", ".join(
             f"{n} ({i.kind}{', ' + str(i.scale_points) + '-point' if i.scale_points else ''})"
             for n, i in responses.experiments.items()
         ),
-        f"Analysed answers: {result.n_answers_used} ({n_catch} catch-trial answers are used for rater quality only).",
+        f"Analysed answers: {result.n_answers_used} ({n_checks} check items: "
+        f"{int(kinds.get('attention', 0))} attention checks, {int(kinds.get('catch', 0))} catch "
+        f"trials, {int(kinds.get('probe', 0))} consistency probes, are used for rater quality only).",
+        f"Reopened answers (rater excluded while the study ran, slot given to another rater): "
+        f"{n_reopened}, left out.",
         f"Late answers: {int(responses.df['late'].sum())}, of which {n_over} over their task's quota, "
         + ("INCLUDED (--include-over-quota)." if opts.include_over_quota else "left out."),
         f"Excluded raters: {len(excl)} by the quality rules, {state}; see excluded_raters.csv"

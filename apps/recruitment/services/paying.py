@@ -1,16 +1,26 @@
-"""Paying a study: approve the work, reject only with a stated reason, pay the bonuses.
+"""Paying a study: approve the work, reject only on failed fair checks, pay the bonuses.
 
-Every submission waiting for review gets one decision:
+Every submission waiting for review gets one decision, following the
+providers' policy on attention checks (Prolific's, applied to MTurk as well):
 
+- **reject**: the rater failed at least :func:`rejection_threshold` *attention
+  checks* in the submission's experiment: 2 when the publication's
+  ``estimated_minutes`` is over 5, else 1. Those are instructed-response
+  items (the question itself names the option to choose), the only kind of
+  check Prolific allows a rejection on. The reason is generated (how many
+  checks failed, and that each question named its answer; over 100
+  characters as Prolific requires); ``--reject-reason`` replaces it.
+- **hold** on Prolific, with fewer failed attention checks than that (but at
+  least one): "ask the participant to return the submission" (Prolific asks
+  for a return, not a rejection).
 - **approve**: it matches a participation that earned its completion code
-  (the end page showed it) and no quality rule excludes the rater;
-- **reject**: a quality rule excludes the rater *and* the researcher gave a
-  reason (``--reject-reason``) the provider accepts; without one the
-  submission is **held** for the researcher (providers ask for fair,
-  stated reasons; an automatic rule is not one by itself);
-- **hold** (left undecided, the reason shown): no participation of that worker, no code earned, or a second
-  submission for a participation already paid (MTurk lets a worker take
-  several HITs of one group).
+  (the end page showed it) and the above does not apply. Catch trials,
+  consistency probes, side bias, speed or straight-lining never reject
+  anyone: such raters are paid, their data is left out of the analysis (the
+  decision's reason says so).
+- **hold** (left undecided, the reason shown): no participation of that
+  worker, no code earned, or a second submission for a participation already
+  paid (MTurk lets a worker take several HITs of one group).
 
 Approved and completed participations get the publication's bonus. Each
 approve, reject and bonus is an exactly-once ledger call (``ledger``), so a
@@ -33,14 +43,18 @@ from apps.studies.models import Participation, Study
 from apps.studies.selectors import participation_end
 
 APPROVE, REJECT, HOLD, BONUS_ONLY = "approve", "reject", "hold", "bonus"
+RETURN_REQUEST = "ask the participant to return the submission"
+# Prolific: "for studies over 5 minutes at least two failed checks".
+SHORT_STUDY_MINUTES = 5
 
 
 @dataclass(frozen=True)
 class PayDecision:
     submission: Submission
     action: str  # approve | reject | hold | bonus (approved already, bonus due)
-    reason: str
+    reason: str  # recorded on the submission (decision_reason)
     bonus: Decimal = Decimal("0.00")
+    message: str = ""  # reject: what the participant is told
 
     def line(self) -> str:
         s = self.submission
@@ -73,6 +87,41 @@ def _bonus_due(submission: Submission, participation: Participation | None) -> D
     return Decimal("0.00")
 
 
+def rejection_threshold(publication: Publication) -> int:
+    """Failed attention checks that allow a rejection: 2 over 5 minutes, else 1."""
+    return 2 if publication.estimated_minutes > SHORT_STUDY_MINUTES else 1
+
+
+def rejection_message(*, failed: int, checks: int) -> str:
+    """The participant's rejection message (Prolific: at least 100 characters)."""
+    plural = "s" if failed != 1 else ""
+    return (
+        f"Your submission failed {failed} of the {checks} attention check{'s' if checks != 1 else ''} "
+        f"in this study. Each of these check{plural} was an instructed-response question: the "
+        "question itself named the answer to choose, and a different answer was given. We can "
+        "therefore not accept this submission, in line with the platform's policy on attention "
+        "checks."
+    )
+
+
+@dataclass(frozen=True)
+class _Quality:
+    """What pay needs of a rater's quality row in one experiment."""
+
+    attention_failed: int = 0
+    n_attention: int = 0
+    reasons: str = ""
+
+
+def _quality_by_rater(table) -> dict[tuple[str, str], _Quality]:
+    return {
+        (str(r.rater_id), str(r.experiment)): _Quality(
+            int(r.attention_failed), int(r.n_attention), str(r.reasons or "")
+        )
+        for r in table.itertuples(index=False)
+    }
+
+
 def _provider(providers: dict[int, CrowdProvider], publication: Publication) -> CrowdProvider:
     """One provider object (for MTurk: one boto3 client) per publication and run."""
     if publication.pk not in providers:
@@ -84,7 +133,7 @@ def _decide(
     submission: Submission,
     *,
     provider: CrowdProvider,
-    excluded: dict[str, str],
+    quality: dict[tuple[str, str], _Quality],
     reject_reason: str,
     paid_participations: set[int],
 ) -> PayDecision | None:
@@ -106,15 +155,25 @@ def _decide(
         return PayDecision(
             submission, HOLD, f"no completion code earned ({end.answered} answers, {end.reason})"
         )
-    rules = excluded.get(str(participation.rater.public_id))
-    if rules:
-        if not reject_reason:
-            return PayDecision(
-                submission, HOLD, f"excluded by quality rules ({rules}); no --reject-reason"
-            )
-        return PayDecision(submission, REJECT, f"quality rules {rules}: {reject_reason}")
+    publication = submission.publication
+    q = quality.get((str(participation.rater.public_id), participation.experiment.slug), _Quality())
+    needed = rejection_threshold(publication)
+    if q.attention_failed >= needed:
+        message = reject_reason or rejection_message(
+            failed=q.attention_failed, checks=q.n_attention
+        )
+        reason = f"failed {q.attention_failed} of {q.n_attention} attention checks: {message}"
+        return PayDecision(submission, REJECT, reason, message=message)
+    if q.attention_failed and publication.provider == Provider.PROLIFIC:
+        return PayDecision(
+            submission,
+            HOLD,
+            f"{RETURN_REQUEST} ({q.attention_failed} failed attention check(s); a rejection "
+            f"needs {needed} on a study of {publication.estimated_minutes} minutes)",
+        )
     paid_participations.add(participation.pk)
-    return PayDecision(submission, APPROVE, "", _bonus_due(submission, participation))
+    reason = f"paid; data excluded by quality rules ({q.reasons})" if q.reasons else ""
+    return PayDecision(submission, APPROVE, reason, _bonus_due(submission, participation))
 
 
 def study_pay_decisions(
@@ -126,7 +185,7 @@ def study_pay_decisions(
 ) -> tuple[list[PayDecision], list[SyncReport]]:
     """Sync every paid publication of ``study``, then decide each submission (nothing paid)."""
     providers = {} if providers is None else providers
-    from apps.analysis.services import study_rater_exclusions
+    from apps.analysis.services import study_rater_quality
 
     publications = list(
         Publication.objects.filter(study=study)
@@ -143,7 +202,7 @@ def study_pay_decisions(
                 f"{problem}.",
                 code="bad_reject_reason",
             )
-    excluded = study_rater_exclusions(study=study, rules=rules)
+    quality = _quality_by_rater(study_rater_quality(study=study, rules=rules, by_experiment=True))
     submissions = Submission.objects.filter(publication__in=publications).select_related(
         "publication__experiment__study", "participation__rater", "participation__experiment"
     )
@@ -157,7 +216,7 @@ def study_pay_decisions(
         decision = _decide(
             submission,
             provider=_provider(providers, submission.publication),
-            excluded=excluded,
+            quality=quality,
             reject_reason=reject_reason,
             paid_participations=paid,
         )
@@ -171,8 +230,9 @@ def _apply(decision: PayDecision, provider: CrowdProvider) -> None:
     if decision.action == APPROVE:
         provider.approve(submission)
         submission.decision = Submission.Decision.APPROVED
+        submission.decision_reason = decision.reason
     elif decision.action == REJECT:
-        provider.reject(submission, reason=decision.reason.split(": ", 1)[1])
+        provider.reject(submission, reason=decision.message)
         submission.decision = Submission.Decision.REJECTED
         submission.decision_reason = decision.reason
     elif decision.action == BONUS_ONLY:

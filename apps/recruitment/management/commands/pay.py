@@ -1,4 +1,5 @@
-"""``python manage.py pay <study> [--dry-run]``: approve, reject (with a reason), pay bonuses.
+"""``python manage.py pay <study> [--dry-run]``: approve, reject on failed attention checks,
+pay bonuses.
 
 Syncs first, prints every decision, asks for a confirmation (unless
 ``--yes``), then carries them out, each exactly once (see
@@ -17,7 +18,10 @@ from ._common import confirmed, study_from_ref
 
 
 class Command(BaseCommand):
-    help = "Approve every completed submission, reject excluded raters with a reason, pay bonuses."
+    help = (
+        "Approve every completed submission, reject only on failed attention checks (the "
+        "provider's policy), pay bonuses."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("study", help="Study slug or id.")
@@ -26,8 +30,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--reject-reason",
             default="",
-            help="Reject raters excluded by the quality rules, telling them this (Prolific: "
-            "at least 100 characters). Without it they are held for you to decide.",
+            help="Replace the generated rejection message for raters who failed enough "
+            "attention checks (Prolific: at least 100 characters). Nobody is rejected for "
+            "any other reason.",
         )
 
     def handle(self, *args, **o):

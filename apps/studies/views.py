@@ -268,6 +268,10 @@ class JoinView(View):
         try:
             experiment = self._experiment(code)
             who = identity.crowd_identity(request.GET)
+            # An excluded worker is told so before anything about consent.
+            rater_exclusion_check(
+                study=experiment.study, identity=who, browser=identity.browser_id(request.COOKIES)
+            )
         except ApplicationError as exc:
             return _error(request, exc)
         if "decline" in request.POST:  # writes nothing, so needs no CSRF check

@@ -42,6 +42,14 @@ def preview_link(experiment: Experiment) -> str:
     )
 
 
+DESIGN_FIELDS = (
+    ("slug", "name", "position"),
+    ("kind", "scale_points", "stimulus_kind", "method"),
+    ("pairs", "conditions"),
+    ("images_per_class", "answers_per_task", "tasks_per_rater"),
+    ("one_task_per_image", "lease_seconds"),
+    ("min_viewing_ms", "min_screen_width"),
+)
 ONBOARDING_FIELDS = (
     "consent_text",
     "instructions",
@@ -123,12 +131,7 @@ class ExperimentInline(admin.StackedInline):
         return not self._locked(obj)
 
     fields = (
-        ("slug", "name", "position"),
-        ("kind", "scale_points", "stimulus_kind", "method"),
-        ("pairs", "conditions"),
-        ("images_per_class", "answers_per_task", "tasks_per_rater"),
-        ("one_task_per_image", "lease_seconds"),
-        ("min_viewing_ms", "min_screen_width"),
+        *DESIGN_FIELDS,
         *ONBOARDING_FIELDS,
         "preview",
     )
@@ -270,17 +273,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         (
             None,
             {
-                "fields": (
-                    "study",
-                    ("slug", "name", "position"),
-                    ("kind", "scale_points", "stimulus_kind", "method"),
-                    ("pairs", "conditions"),
-                    ("images_per_class", "answers_per_task", "tasks_per_rater"),
-                    ("one_task_per_image", "lease_seconds"),
-                    ("min_viewing_ms", "min_screen_width"),
-                    "code",
-                    "preview",
-                )  # fmt: skip
+                "fields": ("study", *DESIGN_FIELDS, "code", "preview"),
             },
         ),
         (

@@ -68,7 +68,8 @@ def _encode(*, experiment: Experiment, left_is_a: bool | None, choice: int) -> _
         ) from None
 
 
-def _stored(response: Response, *, choice: int) -> Response:
+def _stored(response: Response | CheckItem, *, choice: int) -> Response | CheckItem:
+    """The stored answer, if ``choice`` is the same; a 409 naming it otherwise."""
     if response.choice != choice:
         raise ConflictError(
             f"You already answered this task with '{response.answer_raw}'; "
@@ -130,11 +131,12 @@ def _check_submit(
     if item is None:
         raise NotFoundError("Unknown task; reload the page.", code="unknown_assignment")
     experiment = participation.experiment
-    if item.submitted_at is None:
-        _refuse_if_closed(experiment)
-        _check_response_ms(experiment, response_ms)
+    if item.submitted_at is not None:
+        return SubmitOutcome(_stored(item, choice=choice), False, next_step(participation, now=now))
+    _refuse_if_closed(experiment)
+    _check_response_ms(experiment, response_ms)
     encoded = _encode(experiment=experiment, left_is_a=item.left_is_a, choice=choice)
-    created = check_answer(
+    check_answer(
         item,
         participation,
         choice=choice,
@@ -144,7 +146,7 @@ def _check_submit(
         response_ms=response_ms,
         now=now,
     )
-    return SubmitOutcome(item, created, next_step(participation, now=now, dirty=created))
+    return SubmitOutcome(item, True, next_step(participation, now=now, dirty=True))
 
 
 @transaction.atomic

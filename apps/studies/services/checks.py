@@ -26,7 +26,6 @@ from datetime import datetime
 
 from django.db.models import Min
 
-from apps.core.exceptions import ConflictError
 from apps.studies.models import CheckItem, Experiment, Participation, Response
 from apps.studies.scales import pairwise_labels
 
@@ -177,20 +176,11 @@ def check_answer(
     response_ms: int | None,
     now: datetime,
 ) -> bool:
-    """Store the answer to a check item; ``False`` if the same answer was stored already.
-
-    A different choice for an answered item is refused (409), as for tasks.
-    Counts the answer on the participation and moves ``next_check_after``
+    """Store the answer to a check item; ``False`` if it was answered already (the
+    caller refuses a different choice first, as for tasks). Counts the answer on the participation and moves ``next_check_after``
     (in memory; the caller saves).
     """
     if item.submitted_at is not None:
-        if item.choice != choice:
-            raise ConflictError(
-                f"You already answered this task with '{item.answer_raw}'; "
-                "that answer is kept and the new choice was not stored.",
-                code="answer_conflict",
-                extra={"stored": {"choice": item.choice, "answer_raw": item.answer_raw}},
-            )
         return False
     item.choice = choice
     item.answer = answer

@@ -57,6 +57,28 @@ class TaskPlan:
         return sum(task.is_catch for task in self.tasks)
 
 
+def _pair_task(
+    experiment: Experiment,
+    image: SourceImage,
+    stimulus_a: Stimulus,
+    stimulus_b: Stimulus,
+    *,
+    left_is_a: bool,
+    is_catch: bool = False,
+) -> Task:
+    """An unsaved pairwise task (its ``position`` is set when the plan is shuffled)."""
+    return Task(
+        experiment=experiment,
+        image=image,
+        stimulus_a=stimulus_a,
+        stimulus_b=stimulus_b,
+        left_is_a=left_is_a,
+        quota=experiment.answers_per_task,
+        position=0,
+        is_catch=is_catch,
+    )
+
+
 def _real_stimuli(
     experiment: Experiment, variants: Sequence[ModelVariant]
 ) -> tuple[dict[tuple[int, int], Stimulus], set[int]]:
@@ -206,14 +228,12 @@ def _pairwise_catch_tasks(
     picks = _catch_combos(experiment, pairs, images, n_catch, rng)
     first_left = rng.random() < 0.5
     return [
-        Task(
-            experiment=experiment,
-            image=image,
-            stimulus_a=real[(image.pk, variant.pk)],
-            stimulus_b=rotated[(image.pk, variant.pk)],
+        _pair_task(
+            experiment,
+            image,
+            real[(image.pk, variant.pk)],
+            rotated[(image.pk, variant.pk)],
             left_is_a=(i % 2 == 0) == first_left,
-            quota=experiment.answers_per_task,
-            position=0,
             is_catch=True,
         )
         for i, (variant, image) in enumerate(picks)
@@ -334,14 +354,12 @@ def experiment_plan_tasks(*, experiment: Experiment) -> TaskPlan:
             first_left = rng.random() < 0.5
             for i, image in enumerate(order):
                 rows.append(
-                    Task(
-                        experiment=experiment,
-                        image=image,
-                        stimulus_a=stimuli[(image.pk, variant_a.pk)],
-                        stimulus_b=stimuli[(image.pk, variant_b.pk)],
+                    _pair_task(
+                        experiment,
+                        image,
+                        stimuli[(image.pk, variant_a.pk)],
+                        stimuli[(image.pk, variant_b.pk)],
                         left_is_a=(i % 2 == 0) == first_left,
-                        quota=experiment.answers_per_task,
-                        position=0,
                     )
                 )
         n_catch = catch_task_count(experiment=experiment, n_real=len(rows))

@@ -156,6 +156,11 @@ def build(*, slug: str, tasks: int, pairs: int) -> dict:
         images_per_class=images_per_class,
         answers_per_task=ANSWERS_PER_TASK,
         tasks_per_rater=TASKS_PER_RATER,
+        # The rater loop as Turkle serves it: no practice, no checks (apples to apples).
+        practice_trials=0,
+        attention_checks=0,
+        probe_percent=0,
+        catch_percent=0,
     )
     t1 = time.perf_counter()
     study_launch(study=study)

@@ -7,7 +7,7 @@ Each simulated rater is one browser: its own cookie jar and one connection
 (``TCPConnector(limit=1)``). It does what the join and task pages do:
 
   join:  GET  /r/<code>/            csrfmiddlewaretoken, cookies csrftoken + xai_b
-         POST /r/<code>/            302 -> /r/<code>/task/, cookie xr_<code>
+         POST /r/<code>/ consent=yes 302 -> /r/<code>/task/, cookie xr_<code>
          GET  /r/<code>/task/       the rater token (data-token on <div id="app">)
   loop:  GET  /api/r/<code>/next    once; afterwards each answer's reply carries "next"
          POST /api/r/<code>/responses  {"assignment_id", "choice", "response_ms"}
@@ -129,7 +129,7 @@ class Rater:
             raise RuntimeError(f"join page answered {status} without a CSRF token")
         async with self.session.post(
             self.base + page,
-            data={"csrfmiddlewaretoken": m.group(1)},
+            data={"csrfmiddlewaretoken": m.group(1), "consent": "yes"},
             headers={"Referer": self.base + page},
             allow_redirects=False,
         ) as r:

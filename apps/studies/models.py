@@ -85,8 +85,13 @@ class Study(TimeStampedModel):
         "(checked at join; on Prolific also its previous-studies blocklist).",
     )  # fmt: skip
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        help_text="The study's owner: sees and runs it, and names its collaborators.",
+    )  # fmt: skip
+    collaborators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="shared_studies",
+        help_text="Researchers who see and run this study like its owner (superusers see all).",
+    )  # fmt: skip
     launched_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 

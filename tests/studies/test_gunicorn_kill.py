@@ -105,7 +105,7 @@ class HttpRater:
         page = self._request("GET", f"/r/{code}/").decode()
         csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
         task_page = self._request(
-            "POST", f"/r/{code}/", f"csrfmiddlewaretoken={csrf}".encode(),
+            "POST", f"/r/{code}/", f"csrfmiddlewaretoken={csrf}&consent=yes".encode(),
             {"Content-Type": "application/x-www-form-urlencoded", "Referer": base + f"/r/{code}/"},
         ).decode()  # fmt: skip
         self.token = re.search(r'data-token="([^"]+)"', task_page).group(1)

@@ -73,3 +73,11 @@ def cpu_quality_pass() -> int:
     from apps.studies.services.quality import live_studies_quality_pass
 
     return sum(len(p.excluded) for p in live_studies_quality_pass().values())
+
+
+@shared_task(name="workers.tasks.cpu_study_analyze", **JOB_TASK_OPTIONS)
+def cpu_study_analyze(study_id: int, run_id: int) -> str:
+    """The results page's analysis of one state of a study (cpu queue); its row is ``run_id``."""
+    from apps.analysis.services import analysis_run_execute
+
+    return analysis_run_execute(study_id=study_id, run_id=run_id).status

@@ -4,20 +4,26 @@ study's rows, and cached result folders for the results page.
 The engine (``apps.analysis.engine``) reads the same response CSV that
 ``export_responses`` writes, so the database form is the CSV form: the
 answers are streamed to a file and analysed from there. Results are cached
-per state of the study (answer count and newest answer), so a page view of a
-running study recomputes only when new answers came in.
+per state of the study (answer count and newest answer, see
+:class:`~apps.analysis.models.AnalysisRun`) and computed off the request by
+the ``cpu_study_analyze`` task: a page view starts at most one run per state.
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Max
 
+from apps.analysis.models import AnalysisRun
+from apps.core import clock
 from apps.pipeline.models import Stimulus
 from apps.studies.exports import write_responses_csv
 from apps.studies.models import Response, Study
@@ -58,8 +64,12 @@ def study_model_accuracy_table(*, study: Study) -> pd.DataFrame:
     )
 
 
-def study_analyze(*, study: Study, out_dir: Path, options=None):
-    """Analyse ``study`` from the database into ``out_dir``; returns the engine's result."""
+def study_analyze(*, study: Study, out_dir: Path, options=None, on_step=None):
+    """Analyse ``study`` from the database into ``out_dir``; returns the engine's result.
+
+    The one path of the ``analyze --study`` command and of the results page's
+    background run (:func:`analysis_run_execute`); ``on_step`` as in ``run_analysis``.
+    """
     from apps.analysis.engine import AnalysisOptions, run_analysis
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -79,29 +89,229 @@ def study_analyze(*, study: Study, out_dir: Path, options=None):
         if base.model_accuracy is not None
         else (accuracy if accuracy["test_accuracy"].notna().any() else None),
     )
-    return run_analysis(responses_csv, out_dir, options=options)
+    return run_analysis(responses_csv, out_dir, options=options, on_step=on_step)
 
 
-def study_results(*, study: Study) -> StudyResults | None:
-    """Cached results for the study's current answers; ``None`` while it has none."""
+STALE_AFTER = timedelta(hours=2)  # a run "running" this long died with its worker: start again
+ALL_RATERS_SUFFIX = "-all"  # key suffix of the runs that include the excluded raters
+
+
+@dataclass(frozen=True)
+class ResultsState:
+    """What the results page shows: the newest finished results, and the run in progress.
+
+    ``results`` may be of an older state of the answers (shown while the
+    current one computes); ``run`` is the run for the current state, ``None``
+    when the study has no answers.
+    """
+
+    results: StudyResults | None
+    run: AnalysisRun | None
+
+    @property
+    def computing(self) -> bool:
+        return self.run is not None and self.run.status == AnalysisRun.Status.RUNNING
+
+    @property
+    def current(self) -> bool:
+        return self.run is not None and self.run.status == AnalysisRun.Status.DONE
+
+
+def _study_root(study: Study) -> Path:
+    return Path(settings.RESULTS_ROOT) / study.slug
+
+
+def study_state_key(*, study: Study, include_excluded: bool = False) -> tuple[str, int] | None:
+    """The key of the study's current answers (count and newest answer) and the count."""
     state = Response.objects.filter(task__experiment__study=study).aggregate(
-        n=Max("pk"), count=Count("pk")
+        newest=Max("pk"), count=Count("pk")
     )
     if not state["count"]:
         return None
-    root = Path(settings.RESULTS_ROOT) / study.slug
-    out_dir = root / f"{state['count']}-{state['n']}"
-    if not (out_dir / "DONE").exists():
-        partial = out_dir.with_name(out_dir.name + ".partial")
+    key = f"{state['count']}-{state['newest']}"
+    return (key + ALL_RATERS_SUFFIX if include_excluded else key), state["count"]
+
+
+def _parse_key(name: str) -> tuple[int, int, bool] | None:
+    include = name.endswith(ALL_RATERS_SUFFIX)
+    core = name[: -len(ALL_RATERS_SUFFIX)] if include else name
+    count, _, newest = core.partition("-")
+    if not (count.isdigit() and newest.isdigit()):
+        return None
+    return int(count), int(newest), include
+
+
+def study_results_latest(*, study: Study, include_excluded: bool = False) -> StudyResults | None:
+    """The newest finished results folder of ``study`` (with or without excluded raters)."""
+    root = _study_root(study)
+    if not root.is_dir():
+        return None
+    done = []
+    for folder in root.iterdir():
+        parsed = _parse_key(folder.name)
+        if parsed and parsed[2] == include_excluded and (folder / "DONE").exists():
+            done.append((parsed[1], parsed[0], folder))
+    if not done:
+        return None
+    _, count, folder = max(done)
+    return StudyResults(study=study, out_dir=folder, n_answers=count)
+
+
+def _dispatch(run: AnalysisRun) -> None:
+    """Hand the run to Celery; in laptop mode (eager Celery) to a thread, so the request returns."""
+    from workers.tasks import cpu_study_analyze
+
+    args = (run.study_id, run.pk)
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        threading.Thread(
+            target=_run_in_thread, args=args, name=f"analysis-{run.pk}", daemon=True
+        ).start()
+    else:
+        cpu_study_analyze.delay(*args)
+
+
+def _run_in_thread(study_id: int, run_id: int) -> None:
+    from django.db import connections
+
+    from workers.tasks import cpu_study_analyze
+
+    try:
+        cpu_study_analyze.apply(args=(study_id, run_id))
+    finally:
+        connections.close_all()
+
+
+def study_results_request(*, study: Study, include_excluded: bool = False) -> ResultsState:
+    """The results page's read: never analyses in the request.
+
+    Starts the analysis of the current answers when no run has them yet (the
+    unique (study, key) row makes that happen once, however many requests
+    race), restarts a run that has been "running" past ``STALE_AFTER``, and
+    returns the newest finished results with the current run.
+    """
+    state = study_state_key(study=study, include_excluded=include_excluded)
+    latest = study_results_latest(study=study, include_excluded=include_excluded)
+    if state is None:
+        return ResultsState(results=None, run=None)
+    key, count = state
+    now = clock.now()
+    try:
+        with transaction.atomic():
+            run, created = AnalysisRun.objects.get_or_create(
+                study=study,
+                key=key,
+                defaults={
+                    "include_excluded": include_excluded,
+                    "n_answers": count,
+                    "started_at": now,
+                },
+            )
+    except IntegrityError:  # another request inserted it between our read and insert
+        run, created = AnalysisRun.objects.get(study=study, key=key), False
+    restart = False
+    if not created and (
+        (run.status == AnalysisRun.Status.RUNNING and run.started_at < now - STALE_AFTER)
+        or (
+            run.status == AnalysisRun.Status.DONE
+            and not (_study_root(study) / key / "DONE").exists()
+        )
+    ):
+        # Only the request whose conditional update wins restarts it.
+        restart = bool(
+            AnalysisRun.objects.filter(
+                pk=run.pk, status=run.status, started_at=run.started_at
+            ).update(
+                status=AnalysisRun.Status.RUNNING,
+                started_at=now,
+                step="",
+                error="",
+                finished_at=None,
+            )
+        )
+        run.refresh_from_db()
+    if created or restart:
+        transaction.on_commit(lambda: _dispatch(run))
+    return ResultsState(results=latest, run=run)
+
+
+def analysis_run_execute(*, study_id: int, run_id: int) -> AnalysisRun:
+    """The task body: analyse the run's state into ``RESULTS_ROOT/<slug>/<key>``.
+
+    Idempotent: a finished run is left alone. The answers are read now; if
+    new ones came in since the request, the folder still carries the
+    request's key (the next page view starts a run for the new state).
+    Folders of older states of the same kind are removed once this one is in place.
+    """
+    from apps.analysis.engine import AnalysisInputError, AnalysisOptions
+
+    run = AnalysisRun.objects.select_related("study__family").get(pk=run_id, study_id=study_id)
+    if run.status == AnalysisRun.Status.DONE:
+        return run
+    study = run.study
+    root = _study_root(study)
+    out_dir = root / run.key
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+
+    def on_step(name: str) -> None:
+        AnalysisRun.objects.filter(pk=run.pk).update(step=name)
+
+    try:
+        study_analyze(
+            study=study,
+            out_dir=partial,
+            options=AnalysisOptions(include_excluded=run.include_excluded),
+            on_step=on_step,
+        )
+    except AnalysisInputError as exc:
         shutil.rmtree(partial, ignore_errors=True)
-        study_analyze(study=study, out_dir=partial)
-        (partial / "DONE").write_text("ok\n")
-        shutil.rmtree(out_dir, ignore_errors=True)
-        partial.rename(out_dir)
-        for old in root.iterdir():
-            if old != out_dir and not old.name.endswith(".partial"):
-                shutil.rmtree(old, ignore_errors=True)
-    return StudyResults(study=study, out_dir=out_dir, n_answers=state["count"])
+        AnalysisRun.objects.filter(pk=run.pk).update(
+            status=AnalysisRun.Status.FAILED, error=str(exc), finished_at=clock.now()
+        )
+        run.refresh_from_db()
+        return run
+    except Exception as exc:  # shown on the page; the traceback goes to the worker's log
+        shutil.rmtree(partial, ignore_errors=True)
+        AnalysisRun.objects.filter(pk=run.pk).update(
+            status=AnalysisRun.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}",
+            finished_at=clock.now(),
+        )
+        raise
+    (partial / "DONE").write_text("ok\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    partial.rename(out_dir)
+    this = _parse_key(run.key)
+    for old in root.iterdir():  # older states of the same kind; a newer one may have won the race
+        parsed = _parse_key(old.name)
+        if parsed and this and parsed[2] == this[2] and parsed[:2] < this[:2]:
+            shutil.rmtree(old, ignore_errors=True)
+    AnalysisRun.objects.filter(pk=run.pk).update(
+        status=AnalysisRun.Status.DONE, step="", finished_at=clock.now()
+    )
+    run.refresh_from_db()
+    return run
+
+
+def excluded_rater_summary(*, results: StudyResults) -> dict[str, object]:
+    """How many raters the run's quality rules excluded, and per rule how many.
+
+    From the run's own ``rater_quality.csv`` (a rater may break several rules:
+    the per-rule counts can add up to more than the total).
+    """
+    path = results.out_dir / "rater_quality.csv"
+    if not path.exists():
+        return {"total": 0, "by_rule": {}}
+    table = pd.read_csv(path, usecols=["rater_id", "excluded", "reasons"], dtype={"reasons": str})
+    excluded = table[table["excluded"].astype(str).str.lower().isin(["true", "1"])]
+    by_rule: dict[str, int] = {}
+    for reasons in excluded["reasons"].fillna(""):
+        for rule in filter(None, (r.strip() for r in str(reasons).split(";"))):
+            by_rule[rule] = by_rule.get(rule, 0) + 1
+    return {
+        "total": len(excluded),
+        "by_rule": dict(sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0]))),
+    }
 
 
 def study_rater_quality(*, study: Study, rules=None, by_experiment: bool = False) -> pd.DataFrame:

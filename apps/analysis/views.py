@@ -1,11 +1,14 @@
 """Researcher results page: every table and figure of one study, each file
-downloadable, all of them as one zip. Works while the study is running: the
-analysis reruns when new answers have come in (see ``study_results``).
+downloadable, all of them as one zip. The analysis never runs in the request:
+the page starts it in the background (``study_results_request``) and shows
+"computing…" with an auto-refresh until it is done, with the newest finished
+results meanwhile. ``?include_excluded=1`` shows the analysis with the raters
+the quality rules exclude kept in.
 
-The engine (pandas, matplotlib, SciPy) is imported inside the views, on the
-first results page: the URLconf imports this module in every web worker,
-and the workers that serve raters should not pay seconds of imports and
-tens of megabytes for a page they never show."""
+Only those who may manage the study see it; to anyone else it is a 404. The
+engine (pandas, matplotlib, SciPy) is imported inside the task and the
+services, never at import time of this module: the URLconf imports it in
+every web worker."""
 
 from __future__ import annotations
 
@@ -14,28 +17,25 @@ import mimetypes
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 
 from apps.studies.models import Study
+from apps.studies.permissions import can_manage_study
 from apps.studies.selectors import experiment_progress
 
 MAX_TABLE_ROWS = 200
+REFRESH_SECONDS = 5
 
 
-def _engine():
-    from apps.analysis import engine
-
-    return engine
-
-
-def study_results(*, study: Study):
-    from apps.analysis.services import study_results as results
-
-    return results(study=study)
+def _study(request: HttpRequest, slug: str) -> Study:
+    study = Study.objects.select_related("family").filter(slug=slug).first()
+    if study is None or not can_manage_study(request.user, study):
+        raise Http404("No such study.")
+    return study
 
 
-def _study(slug: str) -> Study:
-    return get_object_or_404(Study.objects.select_related("family"), slug=slug)
+def _include_excluded(request: HttpRequest) -> bool:
+    return request.GET.get("include_excluded") == "1"
 
 
 def _read_table(path) -> tuple[list[str], list[list[str]], int]:
@@ -53,16 +53,29 @@ def _read_table(path) -> tuple[list[str], list[list[str]], int]:
 
 @staff_member_required
 def results_page(request: HttpRequest, slug: str) -> HttpResponse:
-    study = _study(slug)
-    context = {"study": study, "experiments": experiment_progress(study=study)}
-    try:
-        results = study_results(study=study)
-    except _engine().AnalysisInputError as exc:
-        context["error"] = str(exc)
-        return render(request, "analysis/results.html", context, status=422)
+    from apps.analysis.services import excluded_rater_summary, study_results_request
+
+    study = _study(request, slug)
+    include = _include_excluded(request)
+    state = study_results_request(study=study, include_excluded=include)
+    context = {
+        "study": study,
+        "experiments": experiment_progress(study=study),
+        "state": state,
+        "run": state.run,
+        "include_excluded": include,
+        "flag": "?include_excluded=1" if include else "",
+        "refresh_seconds": REFRESH_SECONDS if state.computing else None,
+    }
+    status = 200
+    if state.run is not None and state.run.status == state.run.Status.FAILED:
+        context["error"] = state.run.error
+        status = 422
+    results = state.results
     if results is not None:
         files = results.files
         context["results"] = results
+        context["exclusions"] = excluded_rater_summary(results=results)
         context["tables"] = [
             {"name": p.name, "data": _read_table(p)}
             for p in files
@@ -70,14 +83,21 @@ def results_page(request: HttpRequest, slug: str) -> HttpResponse:
         ]
         context["figures"] = [p.name for p in files if p.suffix == ".png"]
         context["others"] = [p.name for p in files if p.suffix in (".svg", ".md")]
-    return render(request, "analysis/results.html", context)
+    return render(request, "analysis/results.html", context, status=status)
+
+
+def _finished(request: HttpRequest, study: Study):
+    from apps.analysis.services import study_results_latest
+
+    results = study_results_latest(study=study, include_excluded=_include_excluded(request))
+    if results is None:
+        raise Http404("No results yet.")
+    return results
 
 
 @staff_member_required
 def results_file(request: HttpRequest, slug: str, name: str) -> FileResponse:
-    results = study_results(study=_study(slug))
-    if results is None:
-        raise Http404("No results yet.")
+    results = _finished(request, _study(request, slug))
     by_name = {p.name: p for p in results.files}
     if name not in by_name:  # only files the analysis wrote; no paths from the URL
         raise Http404(f"No result file named {name}.")
@@ -93,10 +113,11 @@ def results_file(request: HttpRequest, slug: str, name: str) -> FileResponse:
 
 @staff_member_required
 def results_zip(request: HttpRequest, slug: str) -> HttpResponse:
-    study = _study(slug)
-    results = study_results(study=study)
-    if results is None:
-        raise Http404("No results yet.")
-    response = HttpResponse(_engine().write_zip(results.out_dir), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="{study.slug}-results.zip"'
+    from apps.analysis.engine import write_zip
+
+    study = _study(request, slug)
+    results = _finished(request, study)
+    response = HttpResponse(write_zip(results.out_dir), content_type="application/zip")
+    suffix = "-all-raters" if _include_excluded(request) else ""
+    response["Content-Disposition"] = f'attachment; filename="{study.slug}-results{suffix}.zip"'
     return response

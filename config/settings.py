@@ -39,11 +39,14 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "apps.core",
     "apps.pipeline",
     "apps.studies",
     "apps.analysis",
     "apps.recruitment",
+    "apps.api",
 ]
 
 MIDDLEWARE = [
@@ -137,6 +140,28 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI 3 of the researcher API (apps.api): /api/schema/, browsable at /api/docs/.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "xai-crowd researcher API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "Model families, studies and their life cycle (launch, pause, resume, close), "
+        "progress, raters with their quality, the answers (CSV or JSON pages) and the "
+        "analysis files. Staff users only: send 'Authorization: Token <key>' (token from "
+        "`python manage.py api_token <username>`) or use an admin session. A study you may "
+        'not see is a 404. Every error is {"message", "code", "extra"}.'
+    ),
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "PREPROCESSING_HOOKS": ["apps.api.schema.researcher_endpoints_only"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "StudyStatusEnum": "apps.studies.models.Study.Status",
+        "ParticipationStatusEnum": "apps.studies.models.Participation.Status",
+    },
 }
 
 # Celery: no broker configured -> run tasks eagerly in-process (laptop demo).

@@ -2,10 +2,17 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # The researcher API and its OpenAPI schema (the Swagger UI page loads its
+    # JavaScript from a CDN; the schema itself is served from here).
+    path("api/v1/", include("apps.api.urls", namespace="api")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("apps.analysis.urls")),
+    path("", include("apps.studies.monitor_urls")),
     path("", include("apps.studies.urls")),
 ]
 

@@ -1,0 +1,1 @@
+"""Researcher API views, one per operation (STYLE §2), by resource."""

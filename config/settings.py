@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "apps.core",
     "apps.pipeline",
     "apps.studies",
@@ -155,6 +156,10 @@ SPECTACULAR_SETTINGS = {
         'not see is a 404. Every error is {"message", "code", "extra"}.'
     ),
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI served from this site (drf-spectacular-sidecar), no CDN: works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "PREPROCESSING_HOOKS": ["apps.api.schema.researcher_endpoints_only"],
     "COMPONENT_SPLIT_REQUEST": True,

@@ -6,8 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    # The researcher API and its OpenAPI schema (the Swagger UI page loads its
-    # JavaScript from a CDN; the schema itself is served from here).
+    # The researcher API, its OpenAPI schema and the Swagger UI (its assets served
+    # from this site by drf-spectacular-sidecar: no CDN).
     path("api/v1/", include("apps.api.urls", namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -47,6 +47,8 @@ def test_the_schema_and_docs_are_served(client):
     assert "/api/v1/studies/{slug}/responses.csv" in json_schema["paths"]
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+    assert b"cdn.jsdelivr" not in docs.content  # assets served from this site (offline)
+    assert b"/static/drf_spectacular_sidecar/" in docs.content
 
 
 def _schema() -> dict:

@@ -161,6 +161,10 @@ class PipelineJob(TimeStampedModel):
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    LIVE = (Status.QUEUED, Status.RUNNING)
+    RETRYABLE = (Status.FAILED, Status.CANCELLED)
 
     family = models.ForeignKey(ModelFamily, on_delete=models.CASCADE, related_name="jobs")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
@@ -189,3 +193,12 @@ class PipelineJob(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"job {self.pk} ({self.family.slug}, {self.status})"
+
+    @property
+    def is_stopping(self) -> bool:
+        """Cancelled while a step ran: the runner has not yet seen it (it stops between steps)."""
+        return (
+            self.status == self.Status.CANCELLED
+            and self.started_at is not None
+            and self.finished_at is None
+        )

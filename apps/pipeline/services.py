@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -95,11 +95,38 @@ def family_create(
     return family
 
 
-def job_create(*, family: ModelFamily) -> PipelineJob:
-    """Queue a pipeline run for ``family``; the task is sent after commit.
+def job_runs_in_thread() -> bool:
+    """Whether a launched job runs in a background thread of this process.
 
-    Refuses a second live job for the same family (they would share a work folder).
+    ``PIPELINE_RUN_IN_THREAD`` (default: on exactly when Celery is eager, i.e.
+    no broker): an eager task would otherwise run inside the admin request and
+    block it for the whole job. Tests that want the old synchronous eager run
+    set it to ``False``.
     """
+    return bool(getattr(settings, "PIPELINE_RUN_IN_THREAD", settings.CELERY_TASK_ALWAYS_EAGER))
+
+
+def job_create(*, family: ModelFamily, in_thread: bool | None = None) -> PipelineJob:
+    """Queue a pipeline run for ``family``; it is started after commit.
+
+    With a broker a Celery worker runs it. Without one (eager Celery) it runs
+    in a daemon thread of this process when ``in_thread`` (default:
+    :func:`job_runs_in_thread`), else inline, inside this call (commands and
+    tests that want to wait). Refuses a second live job for the same family
+    (they would share a work folder), and a new job while a cancelled one is
+    still finishing its step.
+    """
+    if PipelineJob.objects.filter(
+        family=family,
+        status=PipelineJob.Status.CANCELLED,
+        started_at__isnull=False,
+        finished_at__isnull=True,
+    ).exists():
+        raise ConflictError(
+            f"A cancelled job of '{family.slug}' is still finishing its current step; "
+            "try again when it has stopped.",
+            code="job_still_stopping",
+        )
     try:
         with transaction.atomic():
             job = PipelineJob.objects.create(family=family)
@@ -108,6 +135,13 @@ def job_create(*, family: ModelFamily) -> PipelineJob:
             f"Model family '{family.slug}' already has a queued or running job.",
             code="job_already_live",
         ) from None
+    if in_thread is None:
+        in_thread = job_runs_in_thread()
+    if in_thread and settings.CELERY_TASK_ALWAYS_EAGER:
+        from apps.pipeline.runner import job_start_thread
+
+        transaction.on_commit(lambda: job_start_thread(job_id=job.pk))
+        return job
 
     def _dispatch() -> None:
         from workers.tasks import pipeline_run_job
@@ -119,8 +153,93 @@ def job_create(*, family: ModelFamily) -> PipelineJob:
     return job
 
 
+def job_cancel(*, job: PipelineJob) -> PipelineJob:
+    """Cancel a queued or running job.
+
+    A queued job is finished at once. A running one is marked cancelled and
+    its runner stops before its next step (a step is never interrupted, so
+    its files stay whole; ``finished_at`` is set when it stops). With a
+    broker the Celery task is also revoked, so a worker that has not taken it
+    yet never starts it.
+    """
+    now = timezone.now()
+    updated = PipelineJob.objects.filter(pk=job.pk, status=PipelineJob.Status.QUEUED).update(
+        status=PipelineJob.Status.CANCELLED,
+        message="cancelled before it started",
+        finished_at=now,
+        updated_at=now,
+    )
+    if not updated:
+        updated = PipelineJob.objects.filter(pk=job.pk, status=PipelineJob.Status.RUNNING).update(
+            status=PipelineJob.Status.CANCELLED,
+            message="cancelling: stops after the current step",
+            updated_at=now,
+        )
+    if not updated:
+        job.refresh_from_db()
+        raise ConflictError(
+            f"Job {job.pk} is {job.get_status_display().lower()}: only a queued or running "
+            "job can be cancelled.",
+            code="job_not_live",
+        )
+    if job.celery_task_id and not settings.CELERY_TASK_ALWAYS_EAGER:
+        from config.celery_app import app
+
+        app.control.revoke(job.celery_task_id)
+    job.refresh_from_db()
+    return job
+
+
+def job_retry(*, job: PipelineJob) -> PipelineJob:
+    """A new job for a failed or cancelled job's family: it resumes after the
+    last finished step (the pipeline's done-markers), never redoing one."""
+    if job.status not in PipelineJob.RETRYABLE:
+        raise ConflictError(
+            f"Job {job.pk} is {job.get_status_display().lower()}: only a failed or cancelled "
+            "job can be retried.",
+            code="job_not_retryable",
+        )
+    return job_create(family=job.family)
+
+
+class JobCancelled(Exception):
+    """Raised inside the step loop when the job row says cancelled."""
+
+
+def _job_check_cancelled(job_id: int, step: str) -> None:
+    status = _retry_locked(
+        lambda: PipelineJob.objects.values_list("status", flat=True).get(pk=job_id)
+    )
+    if status == PipelineJob.Status.CANCELLED:
+        raise JobCancelled(step)
+
+
+def _job_stopped(job_id: int, step: str) -> None:
+    _job_update(job_id, message=f"cancelled before step {step}"[:500], finished_at=timezone.now())
+
+
+def _retry_locked(write: Callable[[], Any], *, attempts: int = 20) -> Any:
+    """Run ``write``, retrying while SQLite says a table is locked.
+
+    A job running in a thread of the web process (no broker) shares SQLite with
+    the requests; its progress writes must not fail the job because a page was
+    being read. (Shared-cache SQLite, as in tests, fails at once instead of
+    waiting for its timeout.) Other databases never raise this.
+    """
+    for attempt in range(attempts):
+        try:
+            return write()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    return None
+
+
 def _job_update(job_id: int, **fields: Any) -> None:
-    PipelineJob.objects.filter(pk=job_id).update(updated_at=timezone.now(), **fields)
+    _retry_locked(
+        lambda: PipelineJob.objects.filter(pk=job_id).update(updated_at=timezone.now(), **fields)
+    )
 
 
 # Steps that need no model (aggregation, manifest): they run on the ``cpu`` queue.
@@ -142,6 +261,7 @@ def _job_run_steps(job: PipelineJob, *, cpu: bool) -> None:
     for index, step in enumerate(steps):
         if (step in CPU_STEPS) != cpu:
             continue
+        _job_check_cancelled(job.pk, step)
         started = time.perf_counter()
 
         def progress(fraction: float, message: str, *, _index: int = index, _step: str = step):
@@ -173,16 +293,21 @@ def job_run_model_steps(*, job_id: int) -> PipelineJob:
     attribution. Idempotent: a redelivered job (worker killed, ``acks_late``)
     resumes from its last finished step; a finished CPR is never redone."""
     job = PipelineJob.objects.select_related("family").get(pk=job_id)
-    if job.status == PipelineJob.Status.SUCCEEDED:
-        return job
-    _job_update(
-        job_id,
+    started = PipelineJob.objects.filter(pk=job_id, status__in=PipelineJob.LIVE).update(
         status=PipelineJob.Status.RUNNING,
         started_at=job.started_at or timezone.now(),
+        updated_at=timezone.now(),
         error="",
     )
+    if not started:  # succeeded, failed or cancelled meanwhile: nothing to do
+        if job.is_stopping:
+            _job_stopped(job_id, job.step or "data")
+        job.refresh_from_db()
+        return job
     try:
         _job_run_steps(job, cpu=False)
+    except JobCancelled as stop:
+        _job_stopped(job_id, str(stop))
     except Exception as exc:
         _job_fail(job_id, exc)
         raise
@@ -194,7 +319,10 @@ def job_finish(*, job_id: int) -> PipelineJob:
     """Second half, on the ``cpu`` queue: aggregate metrics, write the manifest,
     import variants, images and stimuli, mark the job succeeded. Idempotent."""
     job = PipelineJob.objects.select_related("family").get(pk=job_id)
-    if job.status == PipelineJob.Status.SUCCEEDED:
+    if job.status != PipelineJob.Status.RUNNING:  # succeeded, failed or cancelled
+        if job.is_stopping:
+            _job_stopped(job_id, "metrics")
+            job.refresh_from_db()
         return job
     try:
         from workers.pipeline import load_manifest
@@ -204,11 +332,15 @@ def job_finish(*, job_id: int) -> PipelineJob:
         pipeline_import_manifest(
             family=job.family, workdir=workdir, manifest=load_manifest(workdir)
         )
+    except JobCancelled as stop:
+        _job_stopped(job_id, str(stop))
+        job.refresh_from_db()
+        return job
     except Exception as exc:
         _job_fail(job_id, exc)
         raise
-    _job_update(
-        job_id,
+    PipelineJob.objects.filter(pk=job_id, status=PipelineJob.Status.RUNNING).update(
+        updated_at=timezone.now(),
         status=PipelineJob.Status.SUCCEEDED,
         progress=1.0,
         step="done",
@@ -232,9 +364,9 @@ def family_build(
     if job is not None and job.status == PipelineJob.Status.SUCCEEDED:
         report(f"Pipeline already finished (job {job.pk}); reusing its models and maps.")
         return job
-    if job is None or job.status == PipelineJob.Status.FAILED:
+    if job is None or job.status in PipelineJob.RETRYABLE:
         try:
-            job = job_create(family=family)
+            job = job_create(family=family, in_thread=False)
         except Exception:  # eager mode re-raises the task's error; the job row holds it
             job = family_latest_job(family=family)
             assert job is not None
@@ -251,7 +383,7 @@ def family_build(
                 "  still queued: is a Celery worker running for the gpu and cpu queues? "
                 "(`make worker`, or unset CELERY_BROKER_URL to run in-process)"
             )
-        if job.status in (PipelineJob.Status.SUCCEEDED, PipelineJob.Status.FAILED):
+        if job.status in (PipelineJob.Status.SUCCEEDED, *PipelineJob.RETRYABLE):
             return job
         time.sleep(poll_seconds)
         waited += poll_seconds

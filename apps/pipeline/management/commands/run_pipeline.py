@@ -231,7 +231,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Work folder: {family_workdir(family)}")
         if not local and opts["no_wait"]:
             job = family_latest_job(family=family)
-            if job is None or job.status == PipelineJob.Status.FAILED:
+            if job is None or job.status in PipelineJob.RETRYABLE:
                 job = job_create(family=family)
             self.stdout.write(f"Job {job.pk}: {job.status}. Follow it in the admin "
                               f"(/admin/pipeline/pipelinejob/{job.pk}/).")  # fmt: skip

@@ -2,7 +2,8 @@
 
 The steps are the services the commands call (``apps.recruitment.services``):
 publish shows the plan and the cost estimate before anything is sent; pay
-shows every decision (a dry run) before anything is approved or paid.
+shows every decision (a dry run) before anything is approved or paid. Like the
+studies' admins, every list shows only the studies the user may see.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from apps.recruitment.services import (
 )
 from apps.recruitment.services.locks import study_recruitment_lock
 from apps.recruitment.services.paying import HOLD
+from apps.studies.admin import VisibleStudiesMixin, by_study
 from apps.studies.models import Study
+from apps.studies.permissions import studies_visible_to
 
 
 class PublishForm(forms.Form):
@@ -66,7 +69,8 @@ class PublishForm(forms.Form):
 
 
 @admin.register(Publication)
-class PublicationAdmin(admin.ModelAdmin):
+class PublicationAdmin(VisibleStudiesMixin, admin.ModelAdmin):
+    study_path = "study"
     list_display = (
         "experiment",
         "provider",
@@ -76,7 +80,7 @@ class PublicationAdmin(admin.ModelAdmin):
         "places",
         "external_id",
     )
-    list_filter = ("provider", "status", "sandbox")
+    list_filter = (by_study("study"), "provider", "status", "sandbox")
     readonly_fields = [f.name for f in Publication._meta.fields]
     actions = ["sync", "pay", "close"]
 
@@ -104,7 +108,7 @@ class PublicationAdmin(admin.ModelAdmin):
 
     def publish_view(self, request: HttpRequest, study_id: int) -> HttpResponse:
         """Form -> plan and cost (nothing kept) -> confirm -> publish."""
-        study = get_object_or_404(Study, pk=study_id)
+        study = get_object_or_404(studies_visible_to(request.user), pk=study_id)
         form = PublishForm(request.POST or None)
         context = {**self.admin_site.each_context(request), "study": study, "form": form}
         context["title"] = f"Publish '{study.name}' on a crowd provider"
@@ -193,7 +197,8 @@ class PublicationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Submission)
-class SubmissionAdmin(admin.ModelAdmin):
+class SubmissionAdmin(VisibleStudiesMixin, admin.ModelAdmin):
+    study_path = "publication__study"
     list_display = (
         "external_id", "worker_id", "publication", "provider_status", "decision",
         "decision_reason", "bonus_paid", "participation",
@@ -210,7 +215,8 @@ class SubmissionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ExternalCall)
-class ExternalCallAdmin(admin.ModelAdmin):
+class ExternalCallAdmin(VisibleStudiesMixin, admin.ModelAdmin):
+    study_path = "publication__study"
     list_display = ("key", "kind", "state", "external_id", "attempts", "updated_at", "error")
     list_filter = ("kind", "state")
     search_fields = ("key", "external_id")

@@ -1,8 +1,10 @@
-"""The study page in real headless Chromium at 1280x800: design from a preset, preview, launch.
+"""The study page in real headless Chromium at 1280x800: preset, preview, launch, monitor, results.
 
 A researcher logs in, adds the paper's Experiment 1 from a preset (no JSON),
 opens the staff preview of the experiment from the page, launches the study
-through the confirmation page and finds the rater link on the study page.
+through the confirmation page and finds the rater link on the study page; the
+live monitor on the page follows a scripted rater's answers without a reload,
+and the results open from the page (computed off-request).
 Screenshots go to ``$XAI_ARTIFACTS_DIR`` or ``bench-out/screenshots/`` (``study-page-*``).
 """
 
@@ -17,6 +19,7 @@ from django.contrib.auth import get_user_model
 from apps.studies.models import Study
 from apps.studies.services import study_create
 from tests.factories import family_with_stimuli
+from tests.studies.helpers import answer_one, join
 
 
 def _shots_dir() -> Path:
@@ -81,3 +84,26 @@ def test_design_from_a_preset_preview_and_launch(live_server, page):
     width, scroll = page.evaluate("() => [innerWidth, document.documentElement.scrollWidth]")
     assert scroll <= width, f"the study page scrolls sideways ({scroll} > {width})"
     page.screenshot(path=str(shots / "study-page-live-1280x800.png"), full_page=True)
+
+    # a scripted rater answers: the monitor on the study page follows without a reload
+    experiment = study.experiments.get()
+    n_slots = experiment.tasks.count() * experiment.answers_per_task
+    page.wait_for_selector(f'tr[data-experiment="{experiment.slug}"]')
+    page.evaluate("window.__notReloaded = true")
+    rater = join(experiment)
+    for _ in range(3):
+        answer_one(rater, response_ms=1500)
+    page.wait_for_function(
+        '([slug, t]) => document.querySelector(`tr[data-experiment="${slug}"] td`)'
+        ".textContent === t",
+        arg=[experiment.slug, f"3 / {n_slots}"],
+        timeout=15_000,
+    )
+    assert page.evaluate("window.__notReloaded") is True
+    page.screenshot(path=str(shots / "study-page-monitor-1280x800.png"), full_page=True)
+
+    # the results, one click away: computed off-request, then shown with the exclusions
+    page.click("#results")
+    page.wait_for_selector("#exclusions", timeout=60_000)
+    assert page.locator("#computing").count() == 0
+    page.screenshot(path=str(shots / "study-page-results-1280x800.png"), full_page=True)

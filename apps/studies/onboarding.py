@@ -41,6 +41,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from apps.pipeline.models import SourceImage, Stimulus
+from apps.studies import scales
 from apps.studies.models import Experiment, Response, Task
 from apps.studies.scales import IDK_LABEL, forced_choice_labels, pairwise_labels
 
@@ -364,5 +365,5 @@ def task_presentation(
 
 
 def attention_question(experiment: Experiment, label: str) -> str:
-    what = "pair" if experiment.is_pairwise else "photo"
-    return f"For this {what}, choose '{label}'."
+    """The question of an attention check, as the rater loop asks it."""
+    return scales.attention_question(pairwise=experiment.is_pairwise, label=label)

@@ -8,6 +8,7 @@ pages share their building blocks with the rater pages (:mod:`.views`).
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from django.views.decorators.cache import never_cache
 
 from apps.studies import onboarding as ob
 from apps.studies.models import Experiment, Rater, Task
+from apps.studies.permissions import studies_visible_to
 from apps.studies.views import _buttons, _declined, _int, _message, _onboarding, _practice_page
 
 # ---- The researcher's preview: the whole rater experience, nothing stored ------------------
@@ -40,6 +42,20 @@ class PreviewItem:
     check: str  # "" (a task), "attention" or "probe"
     left_is_a: bool | None  # as shown (a probe swaps the sides)
     instructed_choice: int | None = None
+
+
+def _visible_study_only(view):
+    """A 404 for an experiment of a study the researcher may not see (owner, collaborators,
+    superusers: :mod:`apps.studies.permissions`); the preview shows the hidden conditions."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, code: str, **kwargs: Any) -> HttpResponse:
+        study_id = Experiment.objects.filter(code=code).values_list("study_id", flat=True).first()
+        if study_id is None or not studies_visible_to(request.user).filter(pk=study_id).exists():
+            raise Http404("No such experiment.")
+        return view(request, *args, code=code, **kwargs)
+
+    return wrapped
 
 
 def _preview_experiment(code: str) -> tuple[Experiment, list[Task]]:
@@ -125,7 +141,7 @@ def _preview_after_consent(experiment: Experiment) -> str:
     return _preview_url("rater-preview-task", experiment.code, 1)
 
 
-@method_decorator([never_cache, staff_member_required], name="dispatch")
+@method_decorator([never_cache, staff_member_required, _visible_study_only], name="dispatch")
 class PreviewJoinView(View):
     """The start page as a rater sees it; Start and "I do not agree" lead on, storing nothing."""
 
@@ -163,7 +179,7 @@ class PreviewJoinView(View):
         return redirect(_preview_after_consent(experiment))
 
 
-@method_decorator([never_cache, staff_member_required], name="dispatch")
+@method_decorator([never_cache, staff_member_required, _visible_study_only], name="dispatch")
 class PreviewPracticeView(View):
     def _trial(self, code: str, number: int) -> tuple[Experiment, list[ob.PracticeTrial]]:
         experiment, _ = _preview_experiment(code)
@@ -207,7 +223,7 @@ class PreviewPracticeView(View):
         )
 
 
-@method_decorator([never_cache, staff_member_required], name="dispatch")
+@method_decorator([never_cache, staff_member_required, _visible_study_only], name="dispatch")
 class PreviewTaskView(View):
     """Task ``number`` of the preview, with the hidden facts under it; an answer just moves on."""
 
@@ -258,7 +274,7 @@ class PreviewTaskView(View):
         return redirect(_preview_url("rater-preview-done", code))
 
 
-@method_decorator([never_cache, staff_member_required], name="dispatch")
+@method_decorator([never_cache, staff_member_required, _visible_study_only], name="dispatch")
 class PreviewDoneView(View):
     def get(self, request: HttpRequest, code: str) -> HttpResponse:
         experiment, tasks = _preview_experiment(code)

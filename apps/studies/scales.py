@@ -61,3 +61,9 @@ def forced_choice_answer(*, class_names: list[str], choice: int) -> str:
     if not 0 <= choice <= len(class_names):
         raise ValueError(f"choice {choice} is outside 0..{len(class_names)}")
     return IDK_ANSWER if choice == len(class_names) else class_names[choice]
+
+
+def attention_question(*, pairwise: bool, label: str) -> str:
+    """An attention check's question: it names the option to choose (instructed response)."""
+    what = "pair" if pairwise else "photo"
+    return f"For this {what}, please choose \u201c{label}\u201d."

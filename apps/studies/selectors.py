@@ -27,7 +27,7 @@ from apps.studies.models import (
     Study,
     Task,
 )
-from apps.studies.scales import forced_choice_labels, pairwise_labels
+from apps.studies.scales import attention_question, forced_choice_labels, pairwise_labels
 
 
 def _url(name: str) -> str:
@@ -135,8 +135,7 @@ def check_presentation(*, item: CheckItem, experiment: Experiment) -> dict[str, 
     if item.kind == CheckItem.Kind.ATTENTION:
         assert item.instructed_choice is not None
         label = shown["options"][item.instructed_choice]
-        what = "pair" if experiment.is_pairwise else "photo"
-        shown["question"] = f"For this {what}, please choose \u201c{label}\u201d."
+        shown["question"] = attention_question(pairwise=experiment.is_pairwise, label=label)
     return shown
 
 

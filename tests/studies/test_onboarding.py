@@ -309,8 +309,10 @@ def test_the_task_page_sends_a_rater_without_consent_back_to_the_start():
 # -- the researcher's preview ---------------------------------------------------------------
 
 
-def _staff() -> Client:
+def _staff(study: Study) -> Client:
+    """A researcher who collaborates on ``study`` (the preview is for its researchers)."""
     user = get_user_model().objects.create_user("staff", password="pw-123456", is_staff=True)
+    study.collaborators.add(user)
     client = Client()
     client.force_login(user)
     return client
@@ -346,18 +348,18 @@ def test_the_preview_walks_the_whole_experience_and_stores_nothing(launched):
         launch=launched, attention_checks=1, probe_percent=30, catch_percent=20
     )
     experiment = _experiment(study, "pwh")
-    client = _staff()
+    client = _staff(study)
     before = (_rows(), Task.objects.count(), Slot.objects.count())
     pages = _walk_preview(client, experiment.code)
     assert (_rows(), Task.objects.count(), Slot.objects.count()) == before
     if not launched:
         assert Task.objects.count() == 0
     tasks = "\n".join(p for p in pages if 'id="hidden-facts"' in p)
-    assert "For this pair, choose &#x27;" in tasks and "Attention check" in tasks
+    assert "For this pair, please choose \u201c" in tasks and "Attention check" in tasks
     assert "Catch trial" in tasks and "Consistency probe" in tasks and "cpr1" in tasks
     fc = _experiment(study, "fc")
     fc_pages = _walk_preview(client, fc.code)
-    assert any("For this photo, choose" in page for page in fc_pages)
+    assert any("For this photo, please choose" in page for page in fc_pages)
     assert _rows() == before[0]
 
 
@@ -375,3 +377,9 @@ def test_the_preview_and_its_admin_link_are_for_staff_only(admin_client_):
     change = _text(admin_client_.get(f"/admin/studies/experiment/{experiment.pk}/change/"))
     assert preview in change and "practice_trials" in change.replace("-", "_")
     assert admin_client_.get(preview).status_code == 200
+    # another researcher's staff account may not see this study's hidden conditions
+    other = get_user_model().objects.create_user("other", password="pw-123456", is_staff=True)
+    outsider = Client()
+    outsider.force_login(other)
+    assert outsider.get(preview).status_code == 404
+    assert outsider.get(f"/r/{experiment.code}/preview/task/1/").status_code == 404

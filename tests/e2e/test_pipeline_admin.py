@@ -47,6 +47,7 @@ def test_a_run_shows_live_progress_and_lists_fit_1280(live_server, page, setting
     import workers.pipeline as pipeline
 
     settings.PIPELINE_RUN_IN_THREAD = True
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # laptop mode, even where CI sets a broker
     stub = StubPipeline(step_seconds=1.5)
     monkeypatch.setattr(pipeline, "pipeline_steps", stub.pipeline_steps)
     monkeypatch.setattr(pipeline, "run_step", stub.run_step)

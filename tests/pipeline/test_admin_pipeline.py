@@ -47,6 +47,7 @@ def _run_action(client: Client, family: ModelFamily):
 @pytest.fixture
 def in_thread(settings):
     settings.PIPELINE_RUN_IN_THREAD = True
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # laptop mode, even where CI sets a broker
 
 
 def test_the_run_action_returns_at_once_and_the_job_runs_in_the_background(

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import env_bool, env_int, env_list, env_required, env_str
+from config.env import (
+    ImproperlyConfiguredEnv,
+    env_bool,
+    env_int,
+    env_list,
+    env_required,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("XAI_VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
@@ -121,11 +128,88 @@ STATICFILES_DIRS = [BASE_DIR / "frontend" / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")) or VAR_DIR / "media")
 # Where pipeline jobs keep checkpoints and intermediate files (never served).
+# With STORAGE_BACKEND=s3 this is a local working copy; the "pipeline" storage holds the truth.
 PIPELINE_ROOT = Path(env_str("PIPELINE_ROOT", str(VAR_DIR / "pipeline")) or VAR_DIR / "pipeline")
 # Cached analysis results for the results page (never served directly).
 RESULTS_ROOT = Path(env_str("RESULTS_ROOT", str(VAR_DIR / "results")) or VAR_DIR / "results")
 # Serve MEDIA_ROOT from Django (laptop, small deployments). Off behind nginx/S3.
 SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
+
+# --- Storage (README "Deploying"): every file goes through one of these storages ---
+# local: folders on this host (the laptop default). s3: one bucket (AWS S3, MinIO, any
+# S3-compatible store) shared by the web host and the workers on other hosts.
+STORAGE_BACKEND = (env_str("STORAGE_BACKEND", "local") or "local").strip().lower()
+if STORAGE_BACKEND not in ("local", "s3"):
+    raise ImproperlyConfiguredEnv(
+        f"STORAGE_BACKEND={STORAGE_BACKEND!r} is not a storage backend; use local or s3"
+    )
+STATICFILES_STORAGE_BACKEND = "django.contrib.staticfiles.storage.StaticFilesStorage"
+if STORAGE_BACKEND == "local":
+    STORAGES = {
+        # Stimuli and source images (shown to raters under opaque names).
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": MEDIA_URL},
+        },
+        # Checkpoints, pipeline manifests and intermediate files (never served).
+        "pipeline": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(PIPELINE_ROOT), "base_url": None},
+        },
+        # Analysis results (served by the results views to the study's researchers only).
+        "results": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(RESULTS_ROOT), "base_url": None},
+        },
+        "staticfiles": {"BACKEND": STATICFILES_STORAGE_BACKEND},
+    }
+else:
+    AWS_STORAGE_BUCKET_NAME = env_required(
+        "AWS_STORAGE_BUCKET_NAME", why="STORAGE_BACKEND=s3 keeps every file in this bucket"
+    )
+    # Any S3-compatible store (MinIO, Ceph, ...); empty = AWS.
+    AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL", "") or None
+    AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME", "") or None
+    # Empty: boto3's own chain (AWS_ACCESS_KEY_ID in the environment, ~/.aws, instance role).
+    AWS_S3_ADDRESSING_STYLE = env_str("AWS_S3_ADDRESSING_STYLE", "") or None
+    # Stimuli: presigned URLs (default; works with a private bucket) or, with
+    # AWS_MEDIA_PRESIGNED=0, plain URLs for a public-read media/ prefix behind a CDN
+    # (AWS_S3_CUSTOM_DOMAIN). Either way the object key is the opaque name and nothing else.
+    AWS_MEDIA_PRESIGNED = env_bool("AWS_MEDIA_PRESIGNED", True)
+    AWS_MEDIA_URL_EXPIRE = env_int("AWS_MEDIA_URL_EXPIRE", 6 * 60 * 60)
+    AWS_S3_CUSTOM_DOMAIN = env_str("AWS_S3_CUSTOM_DOMAIN", "") or None
+    _s3_common = {
+        "bucket_name": AWS_STORAGE_BUCKET_NAME,
+        "endpoint_url": AWS_S3_ENDPOINT_URL,
+        "region_name": AWS_S3_REGION_NAME,
+        "addressing_style": AWS_S3_ADDRESSING_STYLE,
+        "signature_version": "s3v4",
+        "file_overwrite": False,
+        "default_acl": None,
+    }
+    STORAGES = {
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                **_s3_common,
+                "location": "media",
+                "querystring_auth": AWS_MEDIA_PRESIGNED,
+                "querystring_expire": AWS_MEDIA_URL_EXPIRE,
+                "custom_domain": None if AWS_MEDIA_PRESIGNED else AWS_S3_CUSTOM_DOMAIN,
+                # Opaque names never change content: cache for a year.
+                "object_parameters": {"CacheControl": "public, max-age=31536000, immutable"},
+            },
+        },
+        "pipeline": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {**_s3_common, "location": "pipeline", "querystring_auth": True},
+        },
+        "results": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {**_s3_common, "location": "results", "querystring_auth": True},
+        },
+        "staticfiles": {"BACKEND": STATICFILES_STORAGE_BACKEND},
+    }
 
 # Cookies only over HTTPS in production; COOKIES_SECURE=0 for a plain-HTTP
 # loopback benchmark with DEBUG off.

@@ -23,7 +23,7 @@ from apps.core.exceptions import ApplicationError, NotFoundError
 from apps.studies import allocation
 from apps.studies.lock_objects import participation_for_update
 from apps.studies.models import Assignment, CheckItem, Participation, Study
-from apps.studies.selectors import OwnAssignment, own_assignment
+from apps.studies.selectors import own_assignment
 from apps.studies.services.checks import check_due, check_for
 
 
@@ -188,14 +188,6 @@ def assignment_next(*, participation_id: int) -> NextStep:
     """The rater's current task (its lease renewed), a newly claimed one, or where to go."""
     participation = locked_participation(participation_id)
     return next_step(participation, now=clock.now())
-
-
-def participation_assignment(*, participation: Participation, assignment_id: str) -> OwnAssignment:
-    """One of the participation's own assignments, by its public id; 404 otherwise."""
-    own = own_assignment(participation_id=participation.pk, public_id=assignment_id)
-    if own is None:
-        raise NotFoundError("Unknown task; reload the page.", code="unknown_assignment")
-    return own
 
 
 @transaction.atomic

@@ -59,7 +59,7 @@ class ModelFamily(TimeStampedModel):
 
     def clean(self) -> None:
         """The family must make a valid pipeline configuration (names the bad field)."""
-        from apps.pipeline.services import family_check_config  # imports torch: lazily
+        from apps.pipeline.config_check import family_check_config
 
         family_check_config(self)
 
@@ -154,7 +154,13 @@ class Stimulus(TimeStampedModel):
 
 
 class PipelineJob(TimeStampedModel):
-    """A long pipeline run; the admin reads status, progress and error from here."""
+    """A long pipeline run; the admin reads status, progress and error from here.
+
+    ``updated_at`` is the job's heartbeat: the running step refreshes it every
+    ``PIPELINE_HEARTBEAT_SECONDS``, and ``jobs_reap_stale`` (Celery beat)
+    re-queues or fails a running job whose heartbeat is older than
+    ``PIPELINE_STALE_SECONDS`` (its worker was lost).
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -174,6 +180,11 @@ class PipelineJob(TimeStampedModel):
     error = models.TextField(blank=True)
     timings = models.JSONField(default=dict, blank=True, help_text="Seconds per finished step.")
     celery_task_id = models.CharField(max_length=80, blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Times the job was handed to a worker: 1 when queued, +1 per re-queue by "
+        "the stale-job reaper (a worker lost mid-job).",
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

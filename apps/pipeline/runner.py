@@ -18,14 +18,14 @@ from django.utils import timezone
 logger = logging.getLogger(__name__)
 
 
-def _run(job_id: int) -> None:
+def _run(job_id: int, attempt: int | None) -> None:
     from apps.pipeline.models import PipelineJob
     from apps.pipeline.services import job_finish, job_run_model_steps
 
     try:
-        job = job_run_model_steps(job_id=job_id)
+        job = job_run_model_steps(job_id=job_id, attempt=attempt)
         if job.status == PipelineJob.Status.RUNNING or job.is_stopping:
-            job_finish(job_id=job_id)
+            job_finish(job_id=job_id, attempt=attempt)
     except Exception as exc:  # the services record their own failures; this is the backstop
         logger.exception("pipeline job %s failed in its thread", job_id)
         PipelineJob.objects.filter(pk=job_id, status__in=PipelineJob.LIVE).update(
@@ -38,10 +38,10 @@ def _run(job_id: int) -> None:
         connections.close_all()  # this thread's connections only (they are thread-local)
 
 
-def job_start_thread(*, job_id: int) -> threading.Thread:
+def job_start_thread(*, job_id: int, attempt: int | None = None) -> threading.Thread:
     """Start the job in a daemon thread and return it (tests may ``join`` it)."""
     thread = threading.Thread(
-        target=_run, args=(job_id,), name=f"pipeline-job-{job_id}", daemon=True
+        target=_run, args=(job_id, attempt), name=f"pipeline-job-{job_id}", daemon=True
     )
     thread.start()
     return thread

@@ -1,8 +1,10 @@
 """Pipeline tests: jobs run inline unless a test asks for the background thread,
-and a stub pipeline (seconds, no torch) for the admin tests."""
+a stub pipeline (seconds, no torch) for the admin tests, a tiny real family
+(a few seconds of CPU training), and every storage on a moto S3 bucket."""
 
 from __future__ import annotations
 
+import runpy
 import threading
 import time
 from pathlib import Path
@@ -10,6 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.factories import write_manifest
+from tests.workers.conftest import write_colour_tree
+
+# The smallest real pipeline that still selects images and renders every map.
+TINY = {
+    "image_size": 32, "images_per_class": 2, "train_max_epochs": 3, "train_patience": 3,
+    "target_accuracy": None, "finetune_max_epochs": 1, "deletion_steps": 2, "display_size": 48,
+}  # fmt: skip
+
+BUCKET = "xai-pipeline-test"
+REGION = "us-east-1"
+SETTINGS_FILE = Path(__file__).resolve().parents[2] / "config" / "settings.py"
 
 STUB_STEPS = ["data", "train", "select", "metrics", "manifest"]
 
@@ -65,3 +78,53 @@ def stub_pipeline(monkeypatch) -> StubPipeline:
     monkeypatch.setattr(pipeline, "pipeline_steps", stub.pipeline_steps)
     monkeypatch.setattr(pipeline, "run_step", stub.run_step)
     return stub
+
+
+@pytest.fixture
+def tiny_family(tmp_path):
+    """A real family on a three-colour image folder, CPR 2 and 4 (``TINY`` config)."""
+    from apps.pipeline.services import family_create
+
+    root = tmp_path / "tree"
+    write_colour_tree(root, per_split={"train": 24, "val": 6, "test": 6})
+    return family_create(
+        name="tiny", slug="tiny", dataset="folder", data_root=str(root), cprs=[2, 4], config=TINY
+    )
+
+
+def bucket_keys(prefix: str = "") -> set[str]:
+    import boto3
+
+    s3 = boto3.client("s3", region_name=REGION)
+    keys: set[str] = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        keys |= {item["Key"] for item in page.get("Contents", [])}
+    return keys
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch, settings):
+    """Every storage on one moto bucket, with the ``STORAGES`` that config/settings.py
+    builds for ``STORAGE_BACKEND=s3`` (prefixes media/, pipeline/, results/)."""
+    from moto import mock_aws
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        import boto3
+
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+        with monkeypatch.context() as env:
+            env.setenv("DEBUG", "1")
+            env.setenv("STORAGE_BACKEND", "s3")
+            env.setenv("AWS_STORAGE_BUCKET_NAME", BUCKET)
+            env.setenv("AWS_S3_REGION_NAME", REGION)
+            env.delenv("AWS_S3_ENDPOINT_URL", raising=False)
+            s3_settings = runpy.run_path(str(SETTINGS_FILE), run_name="settings_s3_for_tests")
+        settings.STORAGES = s3_settings["STORAGES"]
+        from django.core.files.storage import default_storage, storages
+
+        assert storages["pipeline"].bucket_name == BUCKET, "cached storages were not reset"
+        assert default_storage.bucket_name == BUCKET
+        yield BUCKET

@@ -10,24 +10,10 @@ from collections import Counter
 import pytest
 
 from apps.pipeline.models import ModelVariant, PipelineJob, SourceImage, Stimulus
-from apps.pipeline.services import family_create, job_create, job_finish, job_run_model_steps
-from tests.workers.conftest import write_colour_tree
+from apps.pipeline.services import job_create, job_finish, job_run_model_steps
+from tests.pipeline.conftest import TINY
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-TINY = {
-    "image_size": 32, "images_per_class": 2, "train_max_epochs": 3, "train_patience": 3,
-    "target_accuracy": None, "finetune_max_epochs": 1, "deletion_steps": 2, "display_size": 48,
-}  # fmt: skip
-
-
-@pytest.fixture
-def tiny_family(tmp_path):
-    root = tmp_path / "tree"
-    write_colour_tree(root, per_split={"train": 24, "val": 6, "test": 6})
-    return family_create(
-        name="tiny", slug="tiny", dataset="folder", data_root=str(root), cprs=[2, 4], config=TINY
-    )
 
 
 def test_job_runs_both_halves_and_imports_the_stimuli(tiny_family):

@@ -289,7 +289,7 @@ def test_an_answer_to_a_superseded_task_is_stored_and_can_complete_the_rater(clo
 def test_the_periodic_celery_task_and_the_command_free_expired_leases(clock):
     from django.core.management import call_command
 
-    from workers.tasks import cpu_expire_leases
+    from apps.studies.tasks import expire_leases as cpu_expire_leases
 
     study = launched_study()
     experiment = study.experiments.get(slug="pw")

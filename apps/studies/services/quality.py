@@ -14,7 +14,7 @@ lowest unanswered rank never goes down) stays valid.
 
 A rater is judged once they gave ``QUALITY_MIN_ANSWERS`` answers or finished:
 a rule about a median or a share says little about two answers. Celery beat
-runs the pass every few minutes for live studies (``workers.tasks``); the
+runs the pass every few minutes for live studies (``apps.studies.tasks``); the
 ``quality_pass`` command runs it by hand.
 """
 

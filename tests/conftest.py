@@ -66,9 +66,18 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(autouse=True)
 def _isolated_storage(settings, tmp_path):
-    """Each test writes media and pipeline files under its own temporary folder."""
+    """Each test writes media, pipeline and results files under its own temporary folder
+    (the local storages' locations are fixed when settings load: point them there too)."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.PIPELINE_ROOT = tmp_path / "pipeline"
+    settings.RESULTS_ROOT = tmp_path / "results"
+    local = {"default": settings.MEDIA_ROOT, "pipeline": settings.PIPELINE_ROOT,
+             "results": settings.RESULTS_ROOT}  # fmt: skip
+    settings.STORAGES = {
+        alias: {**conf, "OPTIONS": {**conf.get("OPTIONS", {}), "location": str(local[alias])}}
+        if alias in local and conf["BACKEND"].endswith("FileSystemStorage") else conf
+        for alias, conf in settings.STORAGES.items()
+    }  # fmt: skip
     yield
 
 

@@ -11,8 +11,8 @@ class AnalysisRun(models.Model):
     ``key`` names the state (answer count and newest answer) and whether raters
     the quality rules exclude are included; the unique (study, key) row is the
     lock: the request that inserts it dispatches the work, every other request
-    for the same state only reads it. The output folder is
-    ``RESULTS_ROOT/<study slug>/<key>``.
+    for the same state only reads it. The output folder is ``<study slug>/<key>``
+    in the ``results`` storage (``RESULTS_ROOT`` locally, ``results/`` in the bucket).
     """
 
     class Status(models.TextChoices):

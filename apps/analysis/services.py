@@ -7,11 +7,14 @@ answers are streamed to a file and analysed from there. Results are cached
 per state of the study (answer count and newest answer, see
 :class:`~apps.analysis.models.AnalysisRun`) and computed off the request by
 the ``cpu_study_analyze`` task: a page view starts at most one run per state.
+The engine writes into a local temporary folder; the finished files go to the
+``results`` storage (:mod:`apps.analysis.results_store`), where any web host
+reads them.
 """
 
 from __future__ import annotations
 
-import shutil
+import tempfile
 import threading
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -22,6 +25,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max
 
+from apps.analysis import results_store
 from apps.analysis.models import AnalysisRun
 from apps.core import clock
 from apps.pipeline.models import Stimulus
@@ -33,13 +37,31 @@ METRIC_KEYS = ("gini", "rma", "rra", "deletion_auc")
 
 @dataclass(frozen=True)
 class StudyResults:
-    study: Study
-    out_dir: Path
-    n_answers: int
+    """One finished analysis in the ``results`` storage: the files under ``prefix``.
 
-    @property
-    def files(self) -> list[Path]:
-        return sorted(p for p in self.out_dir.rglob("*") if p.is_file() and p.name != "DONE")
+    ``names`` are the files' paths relative to the folder (posix, sorted,
+    without the ``DONE`` marker); read one with :meth:`open` (a stream).
+    """
+
+    study: Study
+    prefix: str
+    n_answers: int
+    names: tuple[str, ...]
+
+    def stored_name(self, name: str) -> str:
+        if name not in self.names:  # only files the analysis wrote; never a path from a URL
+            raise FileNotFoundError(f"the results have no file named {name!r}")
+        return f"{self.prefix}/{name}"
+
+    def open(self, name: str):
+        return results_store.open_stream(self.stored_name(name))
+
+    def size(self, name: str) -> int:
+        return results_store.results_storage().size(self.stored_name(name))
+
+    def zip_name(self) -> str:
+        """The stored archive of every file (built on first use)."""
+        return results_store.ensure_zip(prefix=self.prefix, names=list(self.names))
 
 
 def study_metrics_table(*, study: Study) -> pd.DataFrame:
@@ -117,8 +139,9 @@ class ResultsState:
         return self.run is not None and self.run.status == AnalysisRun.Status.DONE
 
 
-def _study_root(study: Study) -> Path:
-    return Path(settings.RESULTS_ROOT) / study.slug
+def _study_prefix(study: Study) -> str:
+    """The study's folder in the ``results`` storage (``RESULTS_ROOT/<slug>`` locally)."""
+    return study.slug
 
 
 def study_state_key(*, study: Study, include_excluded: bool = False) -> tuple[str, int] | None:
@@ -143,23 +166,24 @@ def _parse_key(name: str) -> tuple[int, int, bool] | None:
 
 def study_results_latest(*, study: Study, include_excluded: bool = False) -> StudyResults | None:
     """The newest finished results folder of ``study`` (with or without excluded raters)."""
-    root = _study_root(study)
-    if not root.is_dir():
-        return None
-    done = []
-    for folder in root.iterdir():
-        parsed = _parse_key(folder.name)
-        if parsed and parsed[2] == include_excluded and (folder / "DONE").exists():
-            done.append((parsed[1], parsed[0], folder))
-    if not done:
-        return None
-    _, count, folder = max(done)
-    return StudyResults(study=study, out_dir=folder, n_answers=count)
+    storage = results_store.results_storage()
+    root = _study_prefix(study)
+    candidates = []
+    for folder in results_store.list_folders(root):
+        parsed = _parse_key(folder)
+        if parsed and parsed[2] == include_excluded:
+            candidates.append((parsed[1], parsed[0], folder))
+    for _, count, folder in sorted(candidates, reverse=True):  # newest first
+        prefix = f"{root}/{folder}"
+        if storage.exists(f"{prefix}/{results_store.DONE}"):
+            names = sorted(n for n in results_store.iter_files(prefix) if n != results_store.DONE)
+            return StudyResults(study=study, prefix=prefix, n_answers=count, names=tuple(names))
+    return None
 
 
 def _dispatch(run: AnalysisRun) -> None:
     """Hand the run to Celery; in laptop mode (eager Celery) to a thread, so the request returns."""
-    from workers.tasks import cpu_study_analyze
+    from apps.analysis.tasks import study_analyze as cpu_study_analyze
 
     args = (run.study_id, run.pk)
     if settings.CELERY_TASK_ALWAYS_EAGER:
@@ -173,7 +197,7 @@ def _dispatch(run: AnalysisRun) -> None:
 def _run_in_thread(study_id: int, run_id: int) -> None:
     from django.db import connections
 
-    from workers.tasks import cpu_study_analyze
+    from apps.analysis.tasks import study_analyze as cpu_study_analyze
 
     try:
         cpu_study_analyze.apply(args=(study_id, run_id))
@@ -213,7 +237,9 @@ def study_results_request(*, study: Study, include_excluded: bool = False) -> Re
         (run.status == AnalysisRun.Status.RUNNING and run.started_at < now - STALE_AFTER)
         or (
             run.status == AnalysisRun.Status.DONE
-            and not (_study_root(study) / key / "DONE").exists()
+            and not results_store.results_storage().exists(
+                f"{_study_prefix(study)}/{key}/{results_store.DONE}"
+            )
         )
     ):
         # Only the request whose conditional update wins restarts it.
@@ -235,12 +261,15 @@ def study_results_request(*, study: Study, include_excluded: bool = False) -> Re
 
 
 def analysis_run_execute(*, study_id: int, run_id: int) -> AnalysisRun:
-    """The task body: analyse the run's state into ``RESULTS_ROOT/<slug>/<key>``.
+    """The task body: analyse the run's state into the ``results`` storage at ``<slug>/<key>``.
 
     Idempotent: a finished run is left alone. The answers are read now; if
     new ones came in since the request, the folder still carries the
-    request's key (the next page view starts a run for the new state).
-    Folders of older states of the same kind are removed once this one is in place.
+    request's key (the next page view starts a run for the new state). The
+    engine writes into a local temporary folder (removed after); the files
+    are then stored with the ``DONE`` marker last, so a marked folder is
+    complete on any host. Folders (and archives) of older states of the same
+    kind are removed once this one is in place.
     """
     from apps.analysis.engine import AnalysisInputError, AnalysisOptions
 
@@ -248,44 +277,42 @@ def analysis_run_execute(*, study_id: int, run_id: int) -> AnalysisRun:
     if run.status == AnalysisRun.Status.DONE:
         return run
     study = run.study
-    root = _study_root(study)
-    out_dir = root / run.key
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    root = _study_prefix(study)
+    prefix = f"{root}/{run.key}"
+    storage = results_store.results_storage()
 
     def on_step(name: str) -> None:
         AnalysisRun.objects.filter(pk=run.pk).update(step=name)
 
-    try:
-        study_analyze(
-            study=study,
-            out_dir=partial,
-            options=AnalysisOptions(include_excluded=run.include_excluded),
-            on_step=on_step,
-        )
-    except AnalysisInputError as exc:
-        shutil.rmtree(partial, ignore_errors=True)
-        AnalysisRun.objects.filter(pk=run.pk).update(
-            status=AnalysisRun.Status.FAILED, error=str(exc), finished_at=clock.now()
-        )
-        run.refresh_from_db()
-        return run
-    except Exception as exc:  # shown on the page; the traceback goes to the worker's log
-        shutil.rmtree(partial, ignore_errors=True)
-        AnalysisRun.objects.filter(pk=run.pk).update(
-            status=AnalysisRun.Status.FAILED,
-            error=f"{type(exc).__name__}: {exc}",
-            finished_at=clock.now(),
-        )
-        raise
-    (partial / "DONE").write_text("ok\n")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    partial.rename(out_dir)
+    with tempfile.TemporaryDirectory(prefix="xai-analysis-") as work:
+        try:
+            study_analyze(
+                study=study,
+                out_dir=Path(work) / "out",
+                options=AnalysisOptions(include_excluded=run.include_excluded),
+                on_step=on_step,
+            )
+            storage.delete(results_store.zip_name(prefix))  # an archive of an earlier try
+            results_store.upload_folder(folder=Path(work) / "out", prefix=prefix)
+        except AnalysisInputError as exc:
+            AnalysisRun.objects.filter(pk=run.pk).update(
+                status=AnalysisRun.Status.FAILED, error=str(exc), finished_at=clock.now()
+            )
+            run.refresh_from_db()
+            return run
+        except Exception as exc:  # shown on the page; the traceback goes to the worker's log
+            AnalysisRun.objects.filter(pk=run.pk).update(
+                status=AnalysisRun.Status.FAILED,
+                error=f"{type(exc).__name__}: {exc}",
+                finished_at=clock.now(),
+            )
+            raise
     this = _parse_key(run.key)
-    for old in root.iterdir():  # older states of the same kind; a newer one may have won the race
-        parsed = _parse_key(old.name)
+    for old in results_store.list_folders(root):  # older states of the same kind
+        parsed = _parse_key(old)  # (a newer one may have won the race: it stays)
         if parsed and this and parsed[2] == this[2] and parsed[:2] < this[:2]:
-            shutil.rmtree(old, ignore_errors=True)
+            results_store.delete_folder(f"{root}/{old}")
+            storage.delete(results_store.zip_name(f"{root}/{old}"))
     AnalysisRun.objects.filter(pk=run.pk).update(
         status=AnalysisRun.Status.DONE, step="", finished_at=clock.now()
     )
@@ -299,10 +326,15 @@ def excluded_rater_summary(*, results: StudyResults) -> dict[str, object]:
     From the run's own ``rater_quality.csv`` (a rater may break several rules:
     the per-rule counts can add up to more than the total).
     """
-    path = results.out_dir / "rater_quality.csv"
-    if not path.exists():
+    if "rater_quality.csv" not in results.names:
         return {"total": 0, "by_rule": {}}
-    table = pd.read_csv(path, usecols=["rater_id", "excluded", "reasons"], dtype={"reasons": str})
+    stream = results.open("rater_quality.csv")
+    try:
+        table = pd.read_csv(
+            stream, usecols=["rater_id", "excluded", "reasons"], dtype={"reasons": str}
+        )
+    finally:
+        stream.close()
     excluded = table[table["excluded"].astype(str).str.lower().isin(["true", "1"])]
     by_rule: dict[str, int] = {}
     for reasons in excluded["reasons"].fillna(""):

@@ -8,12 +8,17 @@ the quality rules exclude kept in.
 Only those who may manage the study see it; to anyone else it is a 404. The
 engine (pandas, matplotlib, SciPy) is imported inside the task and the
 services, never at import time of this module: the URLconf imports it in
-every web worker."""
+every web worker.
+
+The files live in the ``results`` storage (local folder or S3): every file and
+the zip are streamed from there, never read whole into memory."""
 
 from __future__ import annotations
 
 import csv
+import io
 import mimetypes
+from pathlib import PurePosixPath
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -38,11 +43,11 @@ def _include_excluded(request: HttpRequest) -> bool:
     return request.GET.get("include_excluded") == "1"
 
 
-def _read_table(path) -> tuple[list[str], list[list[str]], int]:
-    with path.open(newline="", encoding="utf-8") as fh:
+def _read_table(results, name: str) -> tuple[list[str], list[list[str]], int]:
+    with io.TextIOWrapper(results.open(name), encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, [])
-        rows = []
+        rows: list[list[str]] = []
         total = 0
         for row in reader:
             total += 1
@@ -73,11 +78,11 @@ def results_page(request: HttpRequest, slug: str) -> HttpResponse:
         status = 422
     results = state.results
     if results is not None:
-        files = results.files
+        files = [PurePosixPath(name) for name in results.names]
         context["results"] = results
         context["exclusions"] = excluded_rater_summary(results=results)
         context["tables"] = [
-            {"name": p.name, "data": _read_table(p)}
+            {"name": p.name, "data": _read_table(results, p.as_posix())}
             for p in files
             if p.suffix == ".csv" and p.name != "responses.csv"
         ]
@@ -98,26 +103,35 @@ def _finished(request: HttpRequest, study: Study):
 @staff_member_required
 def results_file(request: HttpRequest, slug: str, name: str) -> FileResponse:
     results = _finished(request, _study(request, slug))
-    by_name = {p.name: p for p in results.files}
+    by_name = {PurePosixPath(n).name: n for n in results.names}
     if name not in by_name:  # only files the analysis wrote; no paths from the URL
         raise Http404(f"No result file named {name}.")
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     as_attachment = request.GET.get("download") == "1"
-    return FileResponse(
-        by_name[name].open("rb"),
+    response = FileResponse(
+        results.open(by_name[name]),
         content_type=content_type,
         as_attachment=as_attachment,
         filename=name,
     )
+    response["Content-Length"] = results.size(by_name[name])
+    return response
 
 
 @staff_member_required
-def results_zip(request: HttpRequest, slug: str) -> HttpResponse:
-    from apps.analysis.engine import write_zip
+def results_zip(request: HttpRequest, slug: str) -> FileResponse:
+    """Every file as one zip: built once per analysis into the storage, then streamed."""
+    from apps.analysis import results_store
 
     study = _study(request, slug)
     results = _finished(request, study)
-    response = HttpResponse(write_zip(results.out_dir), content_type="application/zip")
+    name = results.zip_name()
     suffix = "-all-raters" if _include_excluded(request) else ""
-    response["Content-Disposition"] = f'attachment; filename="{study.slug}-results{suffix}.zip"'
+    response = FileResponse(
+        results_store.open_stream(name),
+        content_type="application/zip",
+        as_attachment=True,
+        filename=f"{study.slug}-results{suffix}.zip",
+    )
+    response["Content-Length"] = results_store.results_storage().size(name)
     return response

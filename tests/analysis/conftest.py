@@ -12,13 +12,12 @@ def analysis_dispatches(monkeypatch):
 
 
 @pytest.fixture
-def analysis_inline(monkeypatch, settings, tmp_path):
+def analysis_inline(monkeypatch):
     """Run the results page's background analysis in the test's thread when it is dispatched
-    (on commit: use ``django_capture_on_commit_callbacks(execute=True)``); results go to a
-    fresh folder."""
+    (on commit: use ``django_capture_on_commit_callbacks(execute=True)``); results go to the
+    test's own ``results`` storage (tests/conftest.py points it at a fresh folder)."""
     from apps.analysis import services
 
-    settings.RESULTS_ROOT = tmp_path / "results"
     started: list[int] = []
 
     def run_now(run):

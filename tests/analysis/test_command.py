@@ -1,5 +1,5 @@
 import zipfile
-from io import BytesIO, StringIO
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
@@ -31,7 +31,10 @@ def test_analyze_responses_writes_every_table_and_figure(tmp_path):
         assert {f"{fig}.png", f"{fig}.svg"} <= names
     summary = pd.read_csv(out / "forced_choice_summary.csv")
     assert summary["accuracy"].round(4).tolist() == [0.8584, 0.8640, 0.8208, 0.8120, 0.8132]
-    assert "README.md" in zipfile.ZipFile(BytesIO(write_zip(out))).namelist()
+    with (tmp_path / "out.zip").open("w+b") as fh:
+        write_zip(out, fh)
+        fh.seek(0)
+        assert "README.md" in zipfile.ZipFile(fh).namelist()
 
 
 def test_analyze_reports_bad_input_as_command_error(tmp_path):

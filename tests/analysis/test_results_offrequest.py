@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -41,10 +42,8 @@ def _url(study, extra: str = "") -> str:
 
 
 def test_the_request_returns_without_running_the_analysis(
-    analysis_dispatches, django_capture_on_commit_callbacks, monkeypatch, settings, tmp_path
+    analysis_dispatches, django_capture_on_commit_callbacks, monkeypatch, settings
 ):
-    settings.RESULTS_ROOT = tmp_path
-
     def never(**kwargs):
         raise AssertionError("the analysis ran in the request")
 
@@ -58,7 +57,7 @@ def test_the_request_returns_without_running_the_analysis(
     assert analysis_dispatches == [run.pk]
     assert (run.status, run.n_answers, run.key) == ("running", 24, f"24-{run.key.split('-')[1]}")
     assert "Computing… (started at" in html and 'http-equiv="refresh"' in html
-    assert not any(tmp_path.rglob("DONE"))
+    assert not any(Path(settings.RESULTS_ROOT).rglob("DONE"))
 
 
 def test_the_task_runs_the_run_and_the_page_shows_it(
@@ -147,13 +146,12 @@ def test_a_study_the_user_may_not_see_is_a_404(analysis_dispatches):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_laptop_mode_runs_the_task_in_a_background_thread(settings, tmp_path):
+def test_laptop_mode_runs_the_task_in_a_background_thread(settings):
     """Eager Celery (no broker): the request returns at once, a thread runs the task."""
     import threading
     import time
 
     settings.CELERY_TASK_ALWAYS_EAGER = True  # laptop mode, whatever the environment says
-    settings.RESULTS_ROOT = tmp_path
     study = _study()
     client = _client()
     assert "Computing…" in client.get(_url(study)).content.decode()

@@ -78,7 +78,10 @@ def test_results_page_shows_tables_figures_and_downloads(
     assert ".png" in html
     table = client.get(f"/studies/{study.slug}/results/pairwise_means.csv?download=1")
     assert table.status_code == 200 and b"condition_a" in b"".join(table.streaming_content)
-    archive = zipfile.ZipFile(io.BytesIO(client.get(f"/studies/{study.slug}/results.zip").content))
+    zipped = client.get(f"/studies/{study.slug}/results.zip")
+    body = b"".join(zipped.streaming_content)  # streamed from the stored archive
+    assert int(zipped["Content-Length"]) == len(body)
+    archive = zipfile.ZipFile(io.BytesIO(body))
     assert "explainability_index.csv" in {name.rsplit("/", 1)[-1] for name in archive.namelist()}
     assert client.get(f"/studies/{study.slug}/results/..%2Fsecret").status_code == 404
 

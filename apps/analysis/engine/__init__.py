@@ -5,7 +5,8 @@ Public API::
     from apps.analysis.engine import AnalysisOptions, run_analysis, write_zip
     result = run_analysis("responses.csv", "out/", options=AnalysisOptions(n_boot=1000))
     result.files       # every file written
-    zip_bytes = write_zip("out/")
+    with open("results.zip", "wb") as fh:
+        write_zip("out/", fh)
 """
 
 from .errors import AnalysisInputError

@@ -11,12 +11,12 @@ results page's background task both go through :func:`run_analysis`; its
 
 from __future__ import annotations
 
-import io
 import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -251,12 +251,14 @@ def run_analysis(
     return result
 
 
-def write_zip(out_dir) -> bytes:
-    """All files of an analysis directory as one ZIP archive (for download)."""
-    buf = io.BytesIO()
+def write_zip(out_dir, out: BinaryIO) -> None:
+    """All files of an analysis directory as one ZIP archive, written into ``out``.
+
+    ``out`` is a binary file (on disk for large results: members are copied in
+    pieces, the archive never sits in memory whole).
+    """
     root = Path(out_dir)
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as z:
         for p in sorted(root.rglob("*")):
             if p.is_file():
                 z.write(p, p.relative_to(root).as_posix())
-    return buf.getvalue()

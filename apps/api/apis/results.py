@@ -11,7 +11,7 @@ never joined to a path.
 from __future__ import annotations
 
 import mimetypes
-from pathlib import Path
+from pathlib import PurePosixPath
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
@@ -41,8 +41,9 @@ def _results(study: Study):
     return results
 
 
-def _by_name(results) -> dict[str, Path]:
-    return {path.relative_to(results.out_dir).as_posix(): path for path in results.files}
+def _by_name(results) -> dict[str, str]:
+    """Name shown -> name inside the results folder (the ``results`` storage; streamed)."""
+    return {name: name for name in results.names}
 
 
 class ResultFileOutput(serializers.Serializer):
@@ -69,7 +70,7 @@ class StudyResultListApi(ResearcherApi):
         files = [
             {
                 "name": name,
-                "size": path.stat().st_size,
+                "size": results.size(path),
                 "url": reverse(
                     "api:study-result-file", kwargs={"slug": slug, "name": name}, request=request
                 ),
@@ -96,15 +97,16 @@ class StudyResultFileApi(FileApi):
     )
     def get(self, request: Request, slug: str, name: str) -> FileResponse:
         study = study_get_managed(user=request.user, slug=slug)
-        path = _by_name(_results(study)).get(name)
+        results = _results(study)
+        path = _by_name(results).get(name)
         if path is None:
             raise NotFoundError(
                 f"The results of study '{study.slug}' have no file named '{name}'.",
                 code="not_found",
             )
         return FileResponse(
-            path.open("rb"),
+            results.open(path),
             content_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
             as_attachment=True,
-            filename=path.name,
+            filename=PurePosixPath(path).name,
         )

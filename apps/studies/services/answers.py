@@ -14,10 +14,11 @@ returns the stored one, so a retried request never counts twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import transaction
 
-from apps.core import clock
+from apps.core import clock, metrics
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.studies import allocation
 from apps.studies.models import CheckItem, Experiment, Participation, Response, Study
@@ -189,6 +190,7 @@ def response_submit(
         },
     )
     participation.answered += 1
+    transaction.on_commit(partial(metrics.answer_stored, experiment.kind))
     if participation.current_assignment_id == assignment.pk:
         participation.current_assignment_id = None
     return SubmitOutcome(response, True, next_step(participation, now=now, dirty=True))

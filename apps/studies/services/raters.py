@@ -17,6 +17,7 @@ but those lag or can be forgotten, so the join checks too.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -24,9 +25,12 @@ from django.db import transaction
 
 from apps.core import clock
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
+from apps.core.logs import hash_rater_id
 from apps.studies.identity import SESSION_KEY, CrowdIdentity, browser_hash, ip_hash
 from apps.studies.models import Experiment, Participation, Rater, Study
 from apps.studies.services.checks import checks_plan
+
+logger = logging.getLogger(__name__)
 
 
 def experiment_by_code(*, code: str) -> Experiment:
@@ -165,4 +169,12 @@ def rater_join(
         _bind_check(participation, identity=identity, bhash=bhash)
     else:
         checks_plan(participation=participation, experiment=experiment)
+        # Never the worker id in clear (a keyed hash still follows one rater through the logs).
+        logger.info(
+            "rater joined: experiment %s, participation %s, %s rater %s",
+            experiment.pk,
+            participation.pk,
+            rater.source,
+            hash_rater_id(rater.external_id),
+        )
     return participation

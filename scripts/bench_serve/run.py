@@ -55,6 +55,7 @@ SERVER_ENV = {
     "SECRET_KEY": "bench-serve-not-secret-loopback-only",
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
     "COOKIES_SECURE": "0",
+    "SECURE_SSL_REDIRECT": "0",
     "DB_CONN_MAX_AGE": "600",
     "LOG_LEVEL": "WARNING",
     "DJANGO_SETTINGS_MODULE": "config.settings",

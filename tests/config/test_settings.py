@@ -28,7 +28,7 @@ def _settings_in_subprocess(**env: str) -> subprocess.CompletedProcess:
 
 
 def test_laptop_defaults_are_sqlite_and_eager_celery():
-    result = _settings_in_subprocess()
+    result = _settings_in_subprocess(DEBUG="1")  # DEBUG is off unless set (test_deploy_settings)
     assert result.returncode == 0, result.stderr
     engine, eager, media = result.stdout.split()
     assert engine.endswith("sqlite3") and eager == "True" and media.endswith("var/media")
@@ -36,6 +36,7 @@ def test_laptop_defaults_are_sqlite_and_eager_celery():
 
 def test_environment_selects_postgres_broker_and_media():
     result = _settings_in_subprocess(
+        DEBUG="1",
         DATABASE_URL="postgres://u@db:5432/x",
         CELERY_BROKER_URL="redis://r:6379/0",
         MEDIA_ROOT="/srv/media",
@@ -45,7 +46,7 @@ def test_environment_selects_postgres_broker_and_media():
 
 
 def test_secret_key_is_required_when_debug_is_off():
-    result = _settings_in_subprocess(DEBUG="0")
+    result = _settings_in_subprocess()  # DEBUG unset is DEBUG off
     assert result.returncode != 0
     assert "Set the environment variable SECRET_KEY" in result.stderr
 

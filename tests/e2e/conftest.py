@@ -28,7 +28,10 @@ def page(tmp_path):
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        # bypass_csp: Playwright's wait_for_function evaluates strings in the page, which
+        # the site's CSP (no 'unsafe-eval') forbids; tests/e2e/test_csp.py checks the
+        # policy in a browser that enforces it.
+        context = browser.new_context(viewport={"width": 1200, "height": 900}, bypass_csp=True)
         page = context.new_page()
         page.set_default_timeout(15_000)
         yield page

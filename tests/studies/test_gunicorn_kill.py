@@ -53,6 +53,7 @@ def gunicorn(tmp_path):
         "SECRET_KEY": "gunicorn-kill-test",
         "ALLOWED_HOSTS": "127.0.0.1",
         "COOKIES_SECURE": "0",
+        "SECURE_SSL_REDIRECT": "0",
         "MEDIA_ROOT": str(tmp_path / "media"),
         "LOG_LEVEL": "WARNING",
     }

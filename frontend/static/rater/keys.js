@@ -14,6 +14,9 @@
       button.click();
     }
   });
+  // The preview's progress bar: its width comes as data-width (CSP forbids style attributes).
+  const fill = document.querySelector("#progress-fill[data-width]");
+  if (fill) fill.style.width = fill.dataset.width + "%";
   const feedback = document.getElementById("feedback");
   if (feedback) feedback.scrollIntoView({ block: "nearest" });
 })();

@@ -49,6 +49,8 @@
       debounce = setTimeout(function () { self.poll(); }, 250);
     });
     this.form.addEventListener("change", function () { self.poll(); });
+    // Enter in a filter field filters in place (no inline onsubmit: CSP).
+    this.form.addEventListener("submit", function (event) { event.preventDefault(); });
   }
 
   Monitor.prototype.query = function () {

@@ -1,9 +1,11 @@
 """Settings, read from the environment, with defaults that run on a laptop.
 
 Laptop defaults: SQLite file under ``var/``, Celery eager (tasks run in the
-web process), media files under ``var/media``. Production (``DEBUG=0``) must
-provide ``SECRET_KEY`` and should provide ``DATABASE_URL`` (PostgreSQL via
-psycopg 3) and ``CELERY_BROKER_URL`` (Redis); see deploy/env.sample.
+web process), media files under ``var/media``. ``DEBUG`` is off unless the
+environment says ``DEBUG=1`` (the Makefile's laptop targets and the test suite
+do); with it off ``SECRET_KEY`` is mandatory and HTTPS is assumed (see the
+"HTTP security" block). Production should provide ``DATABASE_URL`` (PostgreSQL
+via psycopg 3) and ``CELERY_BROKER_URL`` (Redis); see deploy/env.sample.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from apps.core.logs import logging_config
 from config.env import (
     ImproperlyConfiguredEnv,
     env_bool,
@@ -24,12 +27,17 @@ from config.env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("XAI_VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless set: a server started without DEBUG=1 never shows tracebacks to the world.
+DEBUG = env_bool("DEBUG", False)
 if DEBUG:
     SECRET_KEY = env_str("SECRET_KEY") or "insecure-laptop-only-key-never-use-in-production"
 else:
     SECRET_KEY = env_required(
-        "SECRET_KEY", why="it signs rater sessions and must be secret when DEBUG is off"
+        "SECRET_KEY",
+        why=(
+            "it signs rater sessions and must be secret when DEBUG is off "
+            "(DEBUG is off unless set; on a laptop run with DEBUG=1, as the Makefile does)"
+        ),
     )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
@@ -49,6 +57,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_prometheus",
     "apps.core",
     "apps.pipeline",
     "apps.studies",
@@ -58,7 +67,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First and last: request counts and latencies for Prometheus (apps.core.metrics).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # The request id on every log line and in the X-Request-ID header (apps.core.logs).
+    "apps.core.middleware.RequestIdMiddleware",
+    # /healthz, /readyz, /metrics: answered before host checks, redirects, sessions, CSRF.
+    "apps.core.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.security.ContentSecurityPolicyMiddleware",
+    # Before sessions and CSRF: a throttled admin sign-in stops here (apps.core.throttle).
+    "apps.core.throttle.AdminLoginThrottleMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -67,6 +85,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.middleware.PlanModeMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 # Pages whose database statements all have an index to use (the rater loop):
 # planned with sequential scans off (apps.core.rawsql.plan_with_indexes_only).
@@ -97,6 +116,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         _DATABASE_URL or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        # A persistent connection is pinged before reuse: one PostgreSQL restart costs
+        # each process a reconnect, not a burst of 500s from dead sockets.
+        conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", True),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -202,7 +224,13 @@ else:
         },
         "pipeline": {
             "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {**_s3_common, "location": "pipeline", "querystring_auth": True},
+            # The work folder's mirror: a re-run step replaces its files under the same names.
+            "OPTIONS": {
+                **_s3_common,
+                "location": "pipeline",
+                "querystring_auth": True,
+                "file_overwrite": True,
+            },
         },
         "results": {
             "BACKEND": "storages.backends.s3.S3Storage",
@@ -211,11 +239,61 @@ else:
         "staticfiles": {"BACKEND": STATICFILES_STORAGE_BACKEND},
     }
 
+# --- HTTP security (README "Deploying"; `manage.py check --deploy` passes with env.sample) ---
+# With DEBUG off every default assumes HTTPS behind nginx (deploy/nginx.conf). A plain-HTTP
+# loopback run with DEBUG off (scripts/bench_serve) sets COOKIES_SECURE=0 SECURE_SSL_REDIRECT=0.
+# nginx terminates TLS and sets X-Forwarded-Proto; trust it only behind that proxy.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Load balancers and probes ask over plain HTTP (paths without the leading slash).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Strict-Transport-Security on HTTPS responses: one year once the site is sure of HTTPS.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 60 * 60)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# The preload flag is consent for anyone to submit the domain to the browsers' built-in
+# HSTS list (hard to undo, binds every subdomain): an operator's choice, off by default,
+# so check --deploy's reminder about it (security.W021) is silenced while it is off.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = env_str("SECURE_REFERRER_POLICY", "same-origin") or "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Every page DENY; the rater pages send CSP frame-ancestors for the crowd sites instead
+# (apps.studies.framing, apps.core.security).
+X_FRAME_OPTIONS = "DENY"
 # Cookies only over HTTPS in production; COOKIES_SECURE=0 for a plain-HTTP
 # loopback benchmark with DEBUG off.
 SESSION_COOKIE_SECURE = env_bool("COOKIES_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True  # no page reads it from JavaScript: they use the form field
+CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 7
+# Request bodies: rater answers, admin forms and API calls are small (no page uploads
+# files); a bigger body is refused (400). nginx refuses bodies over 20 MB first (413).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000
+# Content-Security-Policy on every response (apps.core.security.ContentSecurityPolicyMiddleware).
+# Images may also come from these origins (a CDN in front of MEDIA_URL, say); the
+# object store's origin is derived from STORAGES by itself.
+CSP_IMG_SRC_EXTRA = env_list("CSP_IMG_SRC_EXTRA", [])
+# Django's cache: the admin login throttle's counters (apps.core.throttle). locmem is
+# per process: with several gunicorn workers set REDIS_CACHE_URL so they share counts.
+_REDIS_CACHE_URL = env_str("REDIS_CACHE_URL", "") or ""
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _REDIS_CACHE_URL}
+        if _REDIS_CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# Admin login: after this many failures for one username, or from one client address,
+# within the window, further attempts get 429 without the password being checked.
+ADMIN_LOGIN_MAX_FAILURES_PER_USERNAME = env_int("ADMIN_LOGIN_MAX_FAILURES_PER_USERNAME", 5)
+ADMIN_LOGIN_MAX_FAILURES_PER_IP = env_int("ADMIN_LOGIN_MAX_FAILURES_PER_IP", 20)
+ADMIN_LOGIN_WINDOW_SECONDS = env_int("ADMIN_LOGIN_WINDOW_SECONDS", 15 * 60)
 
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.core.exceptions.api_exception_handler",
@@ -263,25 +341,51 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
+# Tasks live in apps/<app>/tasks.py, named "<app>.<action>"; only the model half of a
+# pipeline job needs the GPU.
 CELERY_TASK_ROUTES = {
-    "workers.tasks.pipeline_*": {"queue": "gpu"},
-    "workers.tasks.cpu_*": {"queue": "cpu"},
+    "pipeline.run_job": {"queue": "gpu"},
+    "pipeline.finish_job": {"queue": "cpu"},
+    "pipeline.reap_stale_jobs": {"queue": "cpu"},
+    "studies.*": {"queue": "cpu"},
+    "analysis.*": {"queue": "cpu"},
 }
+# A running pipeline step refreshes its job's updated_at this often (the heartbeat);
+# the reaper (Celery beat, every minute) re-queues a running job silent for
+# PIPELINE_STALE_SECONDS (its worker was lost), at most PIPELINE_MAX_ATTEMPTS times
+# in all, then marks it failed.
+PIPELINE_HEARTBEAT_SECONDS = env_int("PIPELINE_HEARTBEAT_SECONDS", 30)
+PIPELINE_STALE_SECONDS = env_int("PIPELINE_STALE_SECONDS", 10 * 60)
+PIPELINE_MAX_ATTEMPTS = env_int("PIPELINE_MAX_ATTEMPTS", 3)
+if not 0 < PIPELINE_HEARTBEAT_SECONDS * 3 <= PIPELINE_STALE_SECONDS:
+    raise ImproperlyConfiguredEnv(
+        f"PIPELINE_STALE_SECONDS={PIPELINE_STALE_SECONDS} must be at least three heartbeats "
+        f"(PIPELINE_HEARTBEAT_SECONDS={PIPELINE_HEARTBEAT_SECONDS}, which must be positive)"
+    )
+if PIPELINE_MAX_ATTEMPTS < 1:
+    raise ImproperlyConfiguredEnv(f"PIPELINE_MAX_ATTEMPTS={PIPELINE_MAX_ATTEMPTS} must be >= 1")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 60 * 60}
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        # In-process Celery (no broker) uses kombu's memory transport, which warns
-        # that it has no hostname on every send: noise, not a problem.
-        **({"kombu.connection": {"level": "ERROR"}} if CELERY_TASK_ALWAYS_EAGER else {}),
-    },
-}
+# --- Logs, health, metrics (README "Deploying"; apps.core.logs, .health, .metrics) ---
+# LOG_FORMAT=json: one JSON object a line (time, level, logger, message, request_id,
+# task_id, exc): the default with DEBUG off. plain: one readable line (default with DEBUG).
+LOG_FORMAT = (env_str("LOG_FORMAT", "plain" if DEBUG else "json") or "").strip().lower()
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfiguredEnv(
+        f"LOG_FORMAT={LOG_FORMAT!r} is not a log format; use json or plain"
+    )
+LOGGING = logging_config(
+    log_format=LOG_FORMAT,
+    level=env_str("LOG_LEVEL", "INFO") or "INFO",
+    quiet_kombu=CELERY_TASK_ALWAYS_EAGER,
+)
+# Celery workers log through LOGGING too (with the task id), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# /metrics answers only "Authorization: Bearer <METRICS_TOKEN>" when set; unset, only
+# direct (unproxied) requests from loopback or private addresses. Everyone else: 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "") or ""
+# /readyz: seconds each check (broker, each storage) may take before it counts as down.
+READYZ_TIMEOUT_SECONDS = float(env_int("READYZ_TIMEOUT_SECONDS", 2))
 
 # Rater-facing defaults.
 # Default lease of a task on a rater's screen for new experiments (each experiment has its own).

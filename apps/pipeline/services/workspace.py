@@ -27,6 +27,8 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,6 +163,10 @@ def workspace_pull(*, family: ModelFamily) -> SyncReport:
             and known.get("local") == _local_stat(local)
         ):
             continue
+        fetched.append(relative)
+
+    def fetch(relative: str) -> None:
+        local = workdir / relative
         local.parent.mkdir(parents=True, exist_ok=True)
         tmp = local.with_name(local.name + ".tmp")
         with (
@@ -169,16 +175,35 @@ def workspace_pull(*, family: ModelFamily) -> SyncReport:
         ):
             shutil.copyfileobj(src, dst, 1024 * 1024)
         os.replace(tmp, local)
-        index[relative] = {"remote": stamp, "local": _local_stat(local)}
-        fetched.append(relative)
+
+    _in_parallel(fetch, fetched)
+    for relative in fetched:
+        index[relative] = {"remote": remote[relative], "local": _local_stat(workdir / relative)}
     _write_index(workdir, index)
     if fetched:
         logger.info("workspace %s: pulled %d file(s) from storage", family.slug, len(fetched))
     return SyncReport(transferred=tuple(fetched))
 
 
+# Files move in parallel: a data step writes a thousand small images, and one
+# request at a time to an object store is a round trip each.
+SYNC_THREADS = 8
+
+
+def _in_parallel(work: Callable[[str], None], items: list[str]) -> None:
+    """Run ``work`` on every item with a few threads; the first error is raised."""
+    if len(items) < 2:
+        for item in items:
+            work(item)
+        return
+    with ThreadPoolExecutor(max_workers=SYNC_THREADS) as pool:
+        for future in [pool.submit(work, item) for item in items]:
+            future.result()
+
+
 def _upload(storage: Storage, name: str, path: Path) -> None:
-    storage.delete(name)  # storages never overwrite on save: make the name free first
+    if not getattr(storage, "file_overwrite", False):
+        storage.delete(name)  # this storage never overwrites on save: free the name first
     with path.open("rb") as fh:
         saved = storage.save(name, File(fh))
     if saved != name:
@@ -217,9 +242,15 @@ def workspace_push(*, family: ModelFamily) -> SyncReport:
         ):
             continue
         changed.append(relative)
-    ordered = [r for r in changed if not _is_marker(r)] + [r for r in changed if _is_marker(r)]
-    for relative in ordered:
+    data = [r for r in changed if not _is_marker(r)]
+    markers = [r for r in changed if _is_marker(r)]
+
+    def upload(relative: str) -> None:
         _upload(storage, pipeline_storage_name(family, relative), workdir / relative)
+
+    _in_parallel(upload, data)  # every data file is stored before any marker is
+    _in_parallel(upload, markers)
+    ordered = data + markers
     if ordered:
         stamps = _remote_listing(storage, family.slug)
         for relative in ordered:

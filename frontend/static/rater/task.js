@@ -82,12 +82,42 @@
     return index < 9 ? String(index + 1) : (index === 9 ? "0" : "");
   }
 
+  // Shown when a stimulus fails to load (image storage down or slow): the answers
+  // already sent are stored by the server, which needs no image storage for them.
+  const IMAGE_ERROR = "The images could not be loaded. Your answers so far are saved; " +
+    "please try again in a minute.";
+
   function loadImage(img, url) {
     return new Promise(function (resolve, reject) {
       img.onload = function () { resolve(); };
-      img.onerror = function () { reject(new Error("An image could not be loaded; reload the page.")); };
+      img.onerror = function () {
+        const err = new Error(IMAGE_ERROR);
+        err.imageLoad = true;
+        reject(err);
+      };
       img.src = url;
     });
+  }
+
+  // The message with a "Try again" button: asks for the task again (the server
+  // still holds it for this rater), which reloads its images.
+  function showImageError() {
+    current = null;
+    ready = false;
+    stopHeartbeat();
+    stimuli.hidden = true;
+    optionsBox.replaceChildren();
+    const retryButton = document.createElement("button");
+    retryButton.type = "button";
+    retryButton.id = "retry-images";
+    retryButton.textContent = "Try again";
+    retryButton.addEventListener("click", function () {
+      showError("");
+      next();
+    });
+    errorBox.replaceChildren(document.createTextNode(IMAGE_ERROR + " "), retryButton);
+    errorBox.hidden = false;
+    busy = false;
   }
 
   // Fetch and decode images off-screen; resolves when all are ready, or after the
@@ -230,8 +260,9 @@
     try {
       await Promise.all(loads);
     } catch (err) {
-      current = null;  // the answered task is gone; nothing to answer until a reload
-      throw err;
+      if (!err.imageLoad) throw err;
+      showImageError();  // the answered task is gone; nothing to answer until a retry
+      return;
     }
     current = task;
     // An attention check asks its own question (it names the option to choose).

@@ -124,10 +124,12 @@ def plan_with_indexes_only(wanted: bool) -> None:
     if conn.connection is None:
         conn.ensure_connection()
     raw = conn.connection
-    if getattr(raw, "_xai_index_plans", False) == wanted:
+    if not conn.in_atomic_block and getattr(raw, "_xai_index_plans", False) == wanted:
         return
     execute("SET enable_seqscan = off" if wanted else "RESET enable_seqscan", [])
-    raw._xai_index_plans = wanted
+    # Inside a transaction the SET is undone by a rollback (a test's, an atomic
+    # request's): remember nothing then, so the next call sets it again.
+    raw._xai_index_plans = None if conn.in_atomic_block else wanted
 
 
 def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple | None:

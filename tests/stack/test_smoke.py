@@ -77,7 +77,11 @@ def test_demo_study_end_to_end_through_the_bucket(moto, stack_database, stack_br
     web.start_gunicorn(web_port)
 
     # when the demo is built: the pipeline runs on the worker, through Celery
-    out = web.manage("demo", "--no-serve", "--images-per-class", "1", "--answers-per-task", "1")
+    # (about 4 minutes on 2 quiet cores: it trains and prunes the demo CNN; far longer on a
+    # loaded machine, hence the generous limit)
+    out = web.manage(
+        "demo", "--no-serve", "--images-per-class", "1", "--answers-per-task", "1", timeout=2400
+    )
     built = time.monotonic()
     assert worker.alive(), worker.log_tail()
     codes = re.findall(r"/r/([A-Za-z0-9_-]+)/", out)

@@ -9,6 +9,7 @@ reads the stack's database with psycopg and its bucket with boto3.
 
 from __future__ import annotations
 
+import html
 import http.client
 import http.cookiejar
 import json
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,11 +344,28 @@ class HttpRater:
         headers = {"Content-Type": "application/x-www-form-urlencoded",
                    "Referer": f"{base}/r/{code}/"}  # fmt: skip
         status, body = self._retrying(lambda: self.request("POST", f"/r/{code}/", form, headers))
-        task_page = body.decode()
+        task_page = self._through_practice(body.decode(), headers)
         token = re.search(r'data-token="([^"]+)"', task_page)
         assert token, f"join of {code} answered {status} without a rater token"
         self.token = token.group(1)
         self.task_page = task_page
+
+    def _through_practice(self, page: str, headers: dict) -> str:
+        """Answer the practice trials (the first option each time) until the task page."""
+        for _ in range(10):
+            form = re.search(r'<form method="post" action="([^"]+)" id="practice-form"', page)
+            if form is None:
+                return page
+            action = html.unescape(form.group(1))
+            fields = {}
+            for name in ("token", "number", "choice"):
+                found = re.search(rf'name="{name}" value="([^"]+)"', page)
+                assert found, f"practice page of {self.code} has no {name}"
+                fields[name] = html.unescape(found.group(1))
+            data = urllib.parse.urlencode(fields).encode()
+            self._retrying(lambda: self.request("POST", action, data, headers))  # noqa: B023
+            page = self._retrying(lambda: self.request("GET", action))[1].decode()  # noqa: B023
+        raise AssertionError(f"still on the practice page of {self.code} after 10 trials")
 
     def request(self, method: str, path: str, body: bytes | None = None, headers=None):
         request = urllib.request.Request(

@@ -114,8 +114,13 @@ def test_demo_study_end_to_end_through_the_bucket(moto, stack_database, stack_br
         "SELECT a.public_id::text, r.choice FROM studies_response r "
         "JOIN studies_assignment a ON a.id = r.assignment_id",
     )
+    # attention checks and consistency probes are answered too; they are stored apart
+    checks = pg_query(
+        stack_database,
+        "SELECT public_id::text FROM studies_checkitem WHERE submitted_at IS NOT NULL",
+    )
     assert checked_image and len(acknowledged) > 0
-    assert {a for a, _, _ in acknowledged} == {a for a, _ in stored}
+    assert {a for a, _, _ in acknowledged} == {a for a, _ in stored} | {c for (c,) in checks}
 
     # and the researcher opens the results page: the analysis runs on the worker
     staff = StaffSession(base, "admin", DEMO_ADMIN_PASSWORD)

@@ -73,14 +73,16 @@ class ProbeMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
+    PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info not in self.PATHS:  # every other request: one set lookup
+            return self.get_response(request)
         from apps.core import health, metrics
 
         view = {
             "/healthz": health.healthz,
             "/readyz": health.readyz,
             "/metrics": metrics.metrics_view,
-        }.get(request.path_info)
-        if view is None:
-            return self.get_response(request)
+        }[request.path_info]
         return view(request)

@@ -73,7 +73,15 @@ def _origin(url: str) -> str:
 
 
 def media_origins() -> list[str]:
-    """Origins the stimuli (``STORAGES["default"]``) are served from, besides this site."""
+    """Origins the stimuli (``STORAGES["default"]``) are served from, besides this site.
+
+    Read from the settings once (every response's policy names them); a test
+    that changes the storage settings clears it (``_settings_changed``)."""
+    return list(_media_origins())
+
+
+@functools.cache
+def _media_origins() -> tuple[str, ...]:
     found = [_origin(settings.MEDIA_URL)] if "://" in settings.MEDIA_URL else []
     default = settings.STORAGES.get("default", {})
     if "s3" in default.get("BACKEND", "").lower():
@@ -96,7 +104,7 @@ def media_origins() -> list[str]:
             if region:
                 found.append(f"https://{bucket}.s3.{region}.amazonaws.com")
                 found.append(f"https://s3.{region}.amazonaws.com")
-    return safe_origins([*found, *settings.CSP_IMG_SRC_EXTRA])
+    return tuple(safe_origins([*found, *settings.CSP_IMG_SRC_EXTRA]))
 
 
 @functools.cache
@@ -165,6 +173,9 @@ class ContentSecurityPolicyMiddleware:
 
 
 @receiver(setting_changed)
-def _templates_changed(*, setting: str, **kwargs: object) -> None:
+def _settings_changed(*, setting: str, **kwargs: object) -> None:
     if setting in ("TEMPLATES", "INSTALLED_APPS"):
         inline_style_hashes.cache_clear()
+    if setting in ("STORAGES", "MEDIA_URL", "CSP_IMG_SRC_EXTRA", "AWS_STORAGE_BUCKET_NAME",
+                   "AWS_S3_CUSTOM_DOMAIN"):  # fmt: skip
+        _media_origins.cache_clear()
